@@ -1,0 +1,210 @@
+"""Image datasets as uint8 tensors in memory, found offline first.
+
+Sources, in order: a data root in torchvision's on-disk layout (Avalanche's default data
+location when none is given), the Debian Fashion-MNIST directory, and torchvision's downloader
+when the caller asks for it. scikit-learn's bundled 8×8 digits need nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scenarios.cifar import read_cifar_batches
+from scenarios.idx import DataFileError, read_idx
+
+__all__ = [
+    "DEBIAN_FASHION_MNIST",
+    "DATASET_NAMES",
+    "DataFileError",
+    "DatasetNotFoundError",
+    "ImageData",
+    "load_dataset",
+]
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's `dataset-fashion-mnist` package puts the IDX files."""
+
+DIGITS_TEST_FRACTION = 0.2
+"""Share of scikit-learn's 1,797 digits held out as the fixed test set."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No copy of a dataset was found; the message lists where we looked and how to get it."""
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A labelled image dataset held as tensors: images N×C×H×W uint8, labels N int64."""
+
+    name: str
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    pixel_max: float
+    """Largest pixel value (255, or 16 for the digits); inputs are divided by it."""
+
+    @property
+    def num_classes(self) -> int:
+        """Number of distinct labels."""
+        return int(self.train_labels.max()) + 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one image, C×H×W."""
+        return tuple(self.train_images.shape[1:])
+
+
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _default_root(avalanche_name: str) -> Path:
+    # Imported here: Avalanche writes ~/.avalanche/config.json on import, which only callers
+    # that rely on its default location should pay for.
+    from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
+
+    return default_dataset_location(avalanche_name)
+
+
+def _idx_folder_complete(folder: Path) -> bool:
+    return all(
+        (folder / stem).is_file() or (folder / f"{stem}.gz").is_file()
+        for stem in _IDX_FILES.values()
+    )
+
+
+def _read_idx_folder(folder: Path) -> dict[str, Tensor]:
+    arrays = {}
+    for key, stem in _IDX_FILES.items():
+        path = folder / stem
+        arrays[key] = read_idx(path if path.is_file() else folder / f"{stem}.gz")
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise DataFileError(
+                f"{folder}: {split} images {tuple(images.shape)} do not match "
+                f"{tuple(labels.shape)} labels"
+            )
+    return arrays
+
+
+def _mnist_family(
+    name: str, torchvision_class: str, avalanche_name: str, debian: Path | None
+) -> Callable[[Path | None, bool], ImageData]:
+    def load(root: Path | None, download: bool) -> ImageData:
+        base = Path(root) if root is not None else _default_root(avalanche_name)
+        folders = [base / torchvision_class / "raw", base]
+        if debian is not None:
+            folders.append(debian)
+        found = next((f for f in folders if _idx_folder_complete(f)), None)
+        if found is None and download:
+            import torchvision.datasets
+
+            getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
+            found = base / torchvision_class / "raw"
+        if found is None:
+            hint = (
+                "apt-get install dataset-fashion-mnist"
+                if debian is not None
+                else f"clearn ... --data-root {base} --download (needs internet)"
+            )
+            raise DatasetNotFoundError(
+                f"{name}: no IDX files ({', '.join(_IDX_FILES.values())}, raw or .gz) in "
+                f"{', '.join(str(f) for f in folders)}. Get them with: {hint}"
+            )
+        arrays = _read_idx_folder(found)
+        return ImageData(
+            name=name,
+            train_images=arrays["train_images"].unsqueeze(1),
+            train_labels=arrays["train_labels"].long(),
+            test_images=arrays["test_images"].unsqueeze(1),
+            test_labels=arrays["test_labels"].long(),
+            pixel_max=255.0,
+        )
+
+    return load
+
+
+def _cifar(
+    name: str,
+    torchvision_class: str,
+    folder_name: str,
+    train: list[str],
+    test: list[str],
+    label_key: bytes,
+) -> Callable[[Path | None, bool], ImageData]:
+    def load(root: Path | None, download: bool) -> ImageData:
+        base = Path(root) if root is not None else _default_root(name)
+        folder = base / folder_name
+        files = [folder / f for f in train + test]
+        if not all(f.is_file() for f in files) and download:
+            import torchvision.datasets
+
+            getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{name}: missing {', '.join(str(f) for f in missing)}. Get them with: "
+                f"clearn ... --data-root {base} --download (needs internet), or unpack the "
+                f"python version of {name} there"
+            )
+        train_x, train_y = read_cifar_batches(files[: len(train)], label_key=label_key)
+        test_x, test_y = read_cifar_batches(files[len(train) :], label_key=label_key)
+        return ImageData(name, train_x, train_y, test_x, test_y, pixel_max=255.0)
+
+    return load
+
+
+def _digits(root: Path | None, download: bool) -> ImageData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    # A fixed split, independent of any experiment seed, so that test sets are comparable.
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    test_count = round(DIGITS_TEST_FRACTION * len(labels))
+    test, train = order[:test_count], order[test_count:]
+    return ImageData("digits", images[train], labels[train], images[test], labels[test], 16.0)
+
+
+_LOADERS: dict[str, Callable[[Path | None, bool], ImageData]] = {
+    "digits": _digits,
+    "mnist": _mnist_family("mnist", "MNIST", "mnist", None),
+    "fmnist": _mnist_family("fmnist", "FashionMNIST", "fashionmnist", DEBIAN_FASHION_MNIST),
+    "cifar10": _cifar(
+        "cifar10",
+        "CIFAR10",
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        b"labels",
+    ),
+    "cifar100": _cifar(
+        "cifar100", "CIFAR100", "cifar-100-python", ["train"], ["test"], b"fine_labels"
+    ),
+}
+
+DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
+
+
+def load_dataset(name: str, *, root: str | Path | None = None, download: bool = False) -> ImageData:
+    """Load dataset `name` (one of DATASET_NAMES) into memory.
+
+    `root` is a folder in torchvision's layout (Avalanche's default location when None);
+    `download=True` lets torchvision fetch what is missing there.
+    """
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    return _LOADERS[name](Path(root) if root is not None else None, download)
