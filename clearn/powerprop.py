@@ -46,21 +46,25 @@ class _SignedPower(torch.autograd.Function):
     """w = sign(θ)·|θ|^α with ∂w/∂θ = α·|θ|^(α−1).
 
     Written by hand because autograd's own derivative of the product form θ·|θ|^(α−1) is
-    0·∞ = NaN at θ = 0 for 1 < α < 2; this form is finite everywhere, and computing |θ|^(α−1)
-    once and reusing it for the forward and the backward pass keeps the step cheap.
+    0·∞ = NaN at θ = 0 for 1 < α < 2, and because it costs one pass over the weights per
+    direction fewer: α·|θ|^(α−1) is computed once in the forward pass and reused.
     """
 
     @staticmethod
     def forward(ctx, theta: Tensor, alpha: float) -> Tensor:  # noqa: D102
-        scale = theta.abs().pow_(alpha - 1.0)
-        ctx.save_for_backward(scale)
-        ctx.alpha = alpha
-        return theta * scale
+        slope = theta.abs()
+        if alpha != 2.0:
+            slope.pow_(alpha - 1.0)
+        weight = theta * slope
+        ctx.save_for_backward(slope.mul_(alpha))
+        return weight
 
     @staticmethod
     def backward(ctx, grad_weight: Tensor) -> tuple[Tensor, None]:  # noqa: D102
-        (scale,) = ctx.saved_tensors
-        return grad_weight * scale * ctx.alpha, None
+        (slope,) = ctx.saved_tensors
+        # Written in θ's own layout (Linear hands over a transposed gradient), so that
+        # AccumulateGrad can take the tensor as it is instead of copying it once more.
+        return torch.mul(grad_weight, slope, out=torch.empty_like(slope)), None
 
 
 class PowerPropagation(nn.Module):

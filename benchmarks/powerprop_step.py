@@ -1,0 +1,95 @@
+"""Training-step time of the paper's MLP with Powerprop vs plain weights, in one process.
+
+The reference is a straightforward parametrization whose forward is sign(θ)·|θ|^α and whose
+backward autograd derives: the cost clearn's hand-written gradient is meant to cut.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from benchmarks.common import median_seconds, save_result
+from clearn.models import mlp
+from clearn.powerprop import apply_powerprop, prunable_layers
+
+TARGET_RATIO = 1.10
+
+
+class _AutogradPowerprop(nn.Module):
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, theta: Tensor) -> Tensor:
+        return theta.sign() * theta.abs().pow(self.alpha)
+
+
+def _models(alpha: float) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    plain = mlp(input_size=784)
+    powerprop = apply_powerprop(mlp(input_size=784), alpha=alpha)
+    reference = mlp(input_size=784)
+    for _, layer in prunable_layers(reference):
+        parametrize.register_parametrization(layer, "weight", _AutogradPowerprop(alpha))
+    return {"plain": plain, "autograd parametrization": reference, "clearn powerprop": powerprop}
+
+
+def _step_function(model: nn.Module, inputs: Tensor, labels: Tensor):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    batches = len(labels) // 60
+    position = [0]
+
+    def step() -> None:
+        index = position[0] % batches
+        position[0] += 1
+        batch = slice(60 * index, 60 * index + 60)
+        loss = loss_fn(model(inputs[batch]), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def run(*, quick: bool = False, alpha: float = 3.0) -> dict:
+    """Measure and print seconds per step for each variant; return the figures."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(6000, 784, generator=generator)
+    labels = torch.randint(0, 10, (6000,), generator=generator)
+    steps = {name: _step_function(m, inputs, labels) for name, m in _models(alpha).items()}
+    calls, rounds = (100, 3) if quick else (300, 7)
+    for step in steps.values():
+        median_seconds(step, repeats=1, calls=calls)  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):  # interleaved, so drift of the machine hits all variants alike
+        for name, step in steps.items():
+            samples[name].append(median_seconds(step, repeats=1, calls=calls))
+    seconds = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    ratio = seconds["clearn powerprop"] / seconds["plain"]
+    reference_ratio = seconds["autograd parametrization"] / seconds["plain"]
+    print(f"Powerprop training step, MLP 784-300-100-10, batch 60, SGD, alpha={alpha:g}")
+    print(f"{'variant':<26}{'ms/step':>10}{'vs plain':>10}")
+    for name, value in seconds.items():
+        print(f"{name:<26}{1000 * value:>10.3f}{value / seconds['plain']:>10.3f}")
+    verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
+    print(f"target: clearn/plain <= {TARGET_RATIO:.2f}: {ratio:.3f} ({verdict})")
+    result = {
+        "alpha": alpha,
+        "seconds_per_step": seconds,
+        "ratio_vs_plain": ratio,
+        "reference_ratio_vs_plain": reference_ratio,
+        "target_ratio": TARGET_RATIO,
+    }
+    save_result("powerprop_step", result)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(quick=parser.parse_args().quick)
