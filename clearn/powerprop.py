@@ -21,7 +21,9 @@ __all__ = [
     "effective_weights",
     "powerprop_alpha",
     "prunable_layers",
+    "reinitialise_",
     "remove_powerprop",
+    "stored_weight",
 ]
 
 PRUNABLE_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -148,6 +150,32 @@ def remove_powerprop(model: nn.Module) -> nn.Module:
         if _powerprop_of(layer) is not None:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
     return model
+
+
+def stored_weight(layer: nn.Module) -> nn.Parameter:
+    """The parameter that training updates for `layer`'s weight: θ when parametrized."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return layer.parametrizations.weight.original
+    return layer.weight
+
+
+@torch.no_grad()
+def reinitialise_(
+    layer: nn.Module, where: Tensor, generator: torch.Generator | None = None
+) -> None:
+    """Draw fresh initial weights where `where` is True (Powerprop init when parametrized).
+
+    The draw is PyTorch's default for Linear and Conv layers, kaiming_uniform(a=√5), and
+    θ = sign(u)·|u|^(1/α) so that the effective weight has that distribution. Freed weights
+    must be redrawn, not zeroed: under Powerprop a weight at 0 never moves again.
+    """
+    theta = stored_weight(layer)
+    fresh = torch.empty(theta.shape, dtype=theta.dtype)
+    nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+    alpha = powerprop_alpha(layer)
+    if alpha != 1.0:
+        fresh = fresh.sign() * fresh.abs().pow(1.0 / alpha)
+    theta[where] = fresh.to(theta.device)[where]
 
 
 @torch.no_grad()

@@ -1,0 +1,36 @@
+"""Accuracy of one task's queries over batches of examples."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["task_accuracy"]
+
+
+@torch.no_grad()
+def task_accuracy(
+    network: nn.Module, batches: Iterable[Sequence[Tensor]], task: int, device: torch.device | str
+) -> float:
+    """Share of examples whose argmax logit for `task` is their label.
+
+    `batches` yields sequences whose first two items are inputs and labels (Avalanche's and
+    the TensorBatchLoader's minibatches both do). The network is put in eval mode and
+    restored to its previous mode afterwards.
+    """
+    was_training = network.training
+    network.eval()
+    correct = total = 0
+    try:
+        for batch in batches:
+            inputs, labels = batch[0].to(device), batch[1].to(device)
+            logits = network(inputs, task)
+            correct += int((logits.argmax(1) == labels).sum())
+            total += len(labels)
+    finally:
+        network.train(was_training)
+    if total == 0:
+        raise ValueError(f"no validation examples for task {task}")
+    return correct / total

@@ -1,0 +1,137 @@
+"""A shared backbone with task masks and one output head per task, answering per-task queries."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers
+from clearn.task_mask import TaskMask, add_task_masks
+
+__all__ = ["TaskNetwork", "UnknownTaskError"]
+
+
+class UnknownTaskError(ValueError):
+    """A query named a task that the network has not been trained on."""
+
+
+class TaskNetwork(nn.Module):
+    """backbone → head[task]; every Linear/Conv weight of the backbone carries a TaskMask.
+
+    Tasks are numbered from 0 in the API (as Avalanche's task labels); ownership stores
+    task + 1 so that 0 can mean free. A query for task j uses only weights owned by tasks
+    0..j and head j, so its answers never change once task j is trained.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        feature_size: int,
+        classes_per_task: Sequence[int],
+        alpha: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not classes_per_task or any(c < 1 for c in classes_per_task):
+            raise ValueError(
+                f"classes_per_task needs one positive class count per task, "
+                f"got {list(classes_per_task)}"
+            )
+        layers = dict(prunable_layers(backbone))
+        if not layers:
+            raise ValueError(
+                f"the backbone has no {'/'.join(t.__name__ for t in PRUNABLE_LAYER_TYPES)} "
+                f"layer to share between tasks"
+            )
+        if alpha != 1.0:
+            apply_powerprop(backbone, alpha=alpha)
+        self.alpha = alpha
+        self.backbone = backbone
+        self.heads = nn.ModuleList(nn.Linear(feature_size, c) for c in classes_per_task)
+        self.masks: dict[str, TaskMask] = add_task_masks(backbone, layers)
+        """The TaskMask of each backbone layer, by layer name (not a submodule list)."""
+        self.trained_tasks: int = 0
+        """Tasks 0..trained_tasks-1 are trained and answer queries."""
+        self.training_task: int | None = None
+        """Task being trained now, whose queries also see free weights; None between tasks."""
+        self._see_free = False
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of heads, i.e. tasks the network was built for."""
+        return len(self.heads)
+
+    def get_extra_state(self) -> dict:
+        return {"trained_tasks": self.trained_tasks, "alpha": self.alpha}
+
+    def set_extra_state(self, state: dict) -> None:
+        if state.get("alpha") != self.alpha:
+            raise ValueError(
+                f"checkpoint was saved with alpha={state.get('alpha')}, this network has "
+                f"alpha={self.alpha}; build the network with the same alpha"
+            )
+        self.trained_tasks = int(state["trained_tasks"])
+
+    def show_free_weights(self, visible: bool) -> None:
+        """While task `training_task` trains, its queries see free weights (True) or not."""
+        self._see_free = visible
+
+    def select(self, task: int | None) -> None:
+        """Point every mask at task `task`'s view; None shows all weights."""
+        include_free = task is not None and task == self.training_task and self._see_free
+        view = None if task is None else task + 1
+        for mask in self.masks.values():
+            mask.view_task = view
+            mask.include_free = include_free
+
+    def check_task(self, task: int) -> None:
+        """Raise UnknownTaskError unless task `task` is trained or being trained."""
+        if task == self.training_task:
+            return
+        if not 0 <= task < self.trained_tasks:
+            known = f"0..{self.trained_tasks - 1}" if self.trained_tasks else "none yet"
+            raise UnknownTaskError(
+                f"task {task} has not been trained on this network (trained tasks: {known})"
+            )
+
+    def forward_task(self, inputs: Tensor, task: int) -> Tensor:
+        """Logits of head `task` for a batch that belongs entirely to that task."""
+        self.check_task(task)
+        self.select(task)
+        return self.heads[task](self.backbone(inputs))
+
+    def forward(self, inputs: Tensor, task_labels: Tensor | int) -> Tensor:
+        """Logits for a batch whose examples may belong to different tasks.
+
+        Examples are grouped by task and each group goes through its own task's view; rows
+        are padded with zeros up to the widest head among the batch's tasks.
+        """
+        if isinstance(task_labels, int):
+            return self.forward_task(inputs, task_labels)
+        tasks = torch.unique(task_labels).tolist()
+        if len(tasks) == 1:
+            return self.forward_task(inputs, tasks[0])
+        for task in tasks:
+            self.check_task(task)
+        width = max(self.heads[t].out_features for t in tasks)
+        logits = inputs.new_zeros(len(inputs), width)
+        for task in tasks:
+            rows = task_labels == task
+            part = self.forward_task(inputs[rows], task)
+            logits[rows, : part.shape[1]] = part.to(logits.dtype)
+        return logits
+
+    @torch.no_grad()
+    def export_task(self, task: int) -> nn.Sequential:
+        """A plain dense copy of task `task`'s subnetwork: backbone then its head, same logits."""
+        self.check_task(task)
+        self.select(task)
+        backbone = copy.deepcopy(self.backbone)
+        for _, layer in prunable_layers(backbone):
+            if parametrize.is_parametrized(layer, "weight"):
+                parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        return nn.Sequential(backbone, copy.deepcopy(self.heads[task]))

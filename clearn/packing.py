@@ -1,0 +1,233 @@
+"""The task lifecycle of a TaskNetwork: train on free weights, prune, freeze, move on.
+
+`TaskPacker` is a small state machine, IDLE → TRAINING → PRUNED → IDLE, one round per task.
+It implements both EfficientPackNet (kept fraction searched on validation data, no
+retraining) and classic PackNet (fixed fraction, then retraining the survivors).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from clearn.epn import KeptSearch, search_kept_fraction
+from clearn.network import TaskNetwork
+from clearn.powerprop import effective_weights, reinitialise_, stored_weight
+from clearn.pruning import Scope, magnitude_masks
+from clearn.task_mask import FREE
+
+__all__ = ["CapacityExhaustedError", "Phase", "PhaseError", "TaskPacker"]
+
+
+class Phase(enum.Enum):
+    """Where the current task stands."""
+
+    IDLE = "idle"
+    TRAINING = "training"
+    PRUNED = "pruned"
+
+
+class PhaseError(RuntimeError):
+    """A lifecycle method was called in a phase where it is not allowed."""
+
+
+class CapacityExhaustedError(RuntimeError):
+    """No free weights are left for a new task."""
+
+
+@dataclass
+class _Frozen:
+    """What must not change while a task trains: values, and where they apply."""
+
+    values: Tensor
+    where: Tensor | None
+    """Boolean mask of the frozen entries, or None when the whole tensor is frozen."""
+
+
+class TaskPacker:
+    """Drives a TaskNetwork through train → prune → freeze for one task after another.
+
+    Frozen means bit-for-bit unchanged whatever the optimizer does: after every optimizer
+    step `restore_frozen` writes the frozen values back, so momentum, weight decay and Adam
+    state cannot move weights of earlier tasks. Biases and normalisation parameters (and
+    BatchNorm running statistics) are trained with the first task, then frozen.
+    """
+
+    def __init__(self, network: TaskNetwork, *, scope: Scope = "layer", seed: int = 0) -> None:
+        self.network = network
+        self.scope: Scope = scope
+        self.phase = Phase.IDLE
+        self.task: int | None = None
+        """Task of the current round (0-based), None when idle."""
+        self.frozen_features = False
+        """True when the current task trains its head only, for lack of free weights."""
+        self._generator = torch.Generator().manual_seed(seed)
+        self._frozen: dict[str, _Frozen] = {}
+        self._trained_free: dict[str, Tensor] = {}
+
+    def _require(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            allowed = " or ".join(p.value for p in phases)
+            raise PhaseError(f"this step needs phase {allowed}; the packer is {self.phase.value}")
+
+    @property
+    def _layers(self) -> dict[str, nn.Module]:
+        backbone = dict(self.network.backbone.named_modules())
+        return {name: backbone[name] for name in self.network.masks}
+
+    def free_fraction(self) -> float:
+        """Share of the backbone's maskable weights that no task owns."""
+        owners = [m.owner for m in self.network.masks.values()]
+        return sum(int((o == FREE).sum()) for o in owners) / sum(o.numel() for o in owners)
+
+    def capacity(self) -> list[float]:
+        """Share of the backbone's maskable weights owned by each trained task."""
+        owners = [m.owner for m in self.network.masks.values()]
+        total = sum(o.numel() for o in owners)
+        return [
+            sum(int((o == task + 1).sum()) for o in owners) / total
+            for task in range(self.network.trained_tasks)
+        ]
+
+    def begin_task(self, task: int, *, allow_frozen_features: bool = False) -> None:
+        """IDLE → TRAINING. Redraw the free weights and freeze everything not task `task`'s.
+
+        Tasks come in order 0, 1, 2, …. With no free weight left this raises
+        CapacityExhaustedError, unless `allow_frozen_features` lets the task train its head
+        on the frozen features of the earlier tasks.
+        """
+        self._require(Phase.IDLE)
+        network = self.network
+        if task != network.trained_tasks:
+            raise ValueError(
+                f"tasks are trained in order: expected task {network.trained_tasks}, got {task}"
+            )
+        if task >= network.n_tasks:
+            raise ValueError(f"the network has {network.n_tasks} heads; task {task} has none")
+        self.frozen_features = self.free_fraction() == 0.0
+        if self.frozen_features and not allow_frozen_features:
+            raise CapacityExhaustedError(
+                f"no free weights are left for task {task}: lower gamma (EfficientPackNet) "
+                f"or the prune fraction's kept share (PackNet), use a bigger backbone, or "
+                f"allow training the head on frozen features (allow_frozen_features=True)"
+            )
+        layers = self._layers
+        for name, mask in network.masks.items():
+            reinitialise_(layers[name], mask.owner == FREE, self._generator)
+        self._frozen = self._snapshot(task)
+        self.task, self.phase = task, Phase.TRAINING
+        network.training_task = task
+        network.show_free_weights(True)
+
+    def _snapshot(self, task: int) -> dict[str, _Frozen]:
+        network = self.network
+        layers = self._layers
+        frozen = {}
+        masked = {id(stored_weight(layer)): name for name, layer in layers.items()}
+        head_ids = {id(p) for p in network.heads[task].parameters()}
+        for name, parameter in network.named_parameters():
+            if id(parameter) in masked:
+                where = network.masks[masked[id(parameter)]].owner != FREE
+                if self.frozen_features:
+                    where = torch.ones_like(where)
+                frozen[name] = _Frozen(parameter.detach().clone(), where)
+            elif id(parameter) not in head_ids and (task > 0 or name.startswith("heads.")):
+                frozen[name] = _Frozen(parameter.detach().clone(), None)
+        if task > 0:
+            for name, buffer in network.backbone.named_buffers():
+                if "parametrizations" not in name:  # BatchNorm statistics, not owners
+                    frozen[f"backbone.{name}"] = _Frozen(buffer.detach().clone(), None)
+        return frozen
+
+    @torch.no_grad()
+    def restore_frozen(self) -> None:
+        """Write the frozen values back (call after every optimizer step). Phase TRAINING/PRUNED."""
+        self._require(Phase.TRAINING, Phase.PRUNED)
+        tensors = dict(self.network.named_parameters())
+        tensors.update(self.network.named_buffers())
+        for name, frozen in self._frozen.items():
+            target = tensors[name]
+            if frozen.where is None:
+                target.copy_(frozen.values)
+            else:
+                torch.where(frozen.where, frozen.values, target, out=target)
+
+    def trained_free_weights(self) -> dict[str, Tensor]:
+        """Masks of the weights this task trained (free at its start). Phase TRAINING."""
+        self._require(Phase.TRAINING)
+        return {name: mask.owner == FREE for name, mask in self.network.masks.items()}
+
+    def candidate_masks(self, kept: float) -> dict[str, Tensor]:
+        """Kept-weight masks for keeping fraction `kept` of the trained free weights, by
+        magnitude of the effective weight. Phase TRAINING."""
+        eligible = self.trained_free_weights()
+        self.network.select(None)
+        weights = effective_weights(self.network.backbone)
+        weights = {name: weights[name] for name in eligible}
+        return magnitude_masks(weights, kept, scope=self.scope, eligible=eligible)
+
+    def evaluate_candidate(
+        self, kept_masks: dict[str, Tensor], evaluate: Callable[[], float]
+    ) -> float:
+        """`evaluate()` with the current task seeing earlier tasks' weights plus `kept_masks`."""
+        self._require(Phase.TRAINING)
+        for name, mask in self.network.masks.items():
+            mask.candidate = kept_masks[name] | ((mask.owner != FREE) & (mask.owner <= self.task))
+        try:
+            return evaluate()
+        finally:
+            for mask in self.network.masks.values():
+                mask.candidate = None
+
+    def search(self, evaluate: Callable[[], float], *, gamma: float) -> KeptSearch:
+        """EfficientPackNet: smallest kept fraction whose `evaluate()` ≥ gamma·(unpruned)."""
+        self._require(Phase.TRAINING)
+        self.network.show_free_weights(True)
+        unpruned = evaluate()
+        return search_kept_fraction(
+            lambda kept: self.evaluate_candidate(self.candidate_masks(kept), evaluate),
+            reference=unpruned,
+            gamma=gamma,
+        )
+
+    def prune(self, kept: float) -> dict[str, Tensor]:
+        """TRAINING → PRUNED: the task owns its top `kept` share of the weights it trained;
+        the others go back to free and leave the task's view."""
+        self._require(Phase.TRAINING)
+        masks = (
+            {
+                name: torch.zeros_like(m.owner, dtype=torch.bool)
+                for name, m in self.network.masks.items()
+            }
+            if self.frozen_features
+            else self.candidate_masks(kept)
+        )
+        for name, mask in self.network.masks.items():
+            mask.assign(self.task + 1, masks[name])
+        self.network.show_free_weights(False)
+        self.phase = Phase.PRUNED
+        return masks
+
+    def end_task(self) -> None:
+        """PRUNED → IDLE: the task is frozen and answers queries from now on."""
+        self._require(Phase.PRUNED)
+        self.network.trained_tasks = self.task + 1
+        self.network.training_task = None
+        self._frozen = {}
+        self.task, self.phase = None, Phase.IDLE
+
+    def state_dict(self) -> dict:
+        """The packer's own state (the network's is in the network's state_dict)."""
+        if self.phase is not Phase.IDLE:
+            raise PhaseError("save between tasks: the packer is in the middle of a task")
+        return {"generator": self._generator.get_state(), "scope": self.scope}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` saved. Phase IDLE."""
+        self._require(Phase.IDLE)
+        self._generator.set_state(state["generator"])
+        self.scope = state["scope"]

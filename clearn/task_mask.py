@@ -1,0 +1,129 @@
+"""Task ownership of weights: which task owns each weight, and the per-task view it implies.
+
+A `TaskMask` is a `torch.nn.utils.parametrize` parametrization, registered after Powerprop (if
+any) on a layer's weight: it zeroes the weights the selected task may not use.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+__all__ = [
+    "FREE",
+    "MAX_TASKS",
+    "TaskMask",
+    "add_task_masks",
+    "owner_dtype_for",
+    "task_masks",
+]
+
+FREE = 0
+"""Owner value of a weight that no task owns yet."""
+
+MAX_TASKS = torch.iinfo(torch.int16).max
+"""Most tasks one network can hold (int16 owners)."""
+
+VIEW_CACHE_SIZE = 16
+"""Per-task boolean masks kept per layer; older ones are rebuilt on demand."""
+
+
+def owner_dtype_for(task: int) -> torch.dtype:
+    """Smallest integer type holding task number `task`: uint8 up to 254 tasks, then int16."""
+    if task <= 254:
+        return torch.uint8
+    if task <= MAX_TASKS:
+        return torch.int16
+    raise ValueError(f"a network holds at most {MAX_TASKS} tasks, got task {task}")
+
+
+class TaskMask(nn.Module):
+    """Parametrization w ↦ w·[owner(w) visible to the selected view].
+
+    The view is either task j at inference (weights owned by tasks 1..j), or a task being
+    trained (also the free weights), or an explicit candidate mask during a pruning search.
+    """
+
+    def __init__(self, shape: torch.Size) -> None:
+        super().__init__()
+        self.owner: Tensor
+        """Task that owns each weight (1-based), FREE for none. Same shape as the weight."""
+        self.register_buffer("owner", torch.zeros(shape, dtype=torch.uint8))
+        self.view_task: int | None = None
+        """Task whose view is used; None shows every weight (the mask is a no-op)."""
+        self.include_free: bool = False
+        """Whether the view also shows free weights (while a task trains on them)."""
+        self.candidate: Tensor | None = None
+        """A boolean mask that replaces the view while a pruning candidate is evaluated."""
+        self._views: OrderedDict[tuple[int, bool], Tensor | None] = OrderedDict()
+
+    def forward(self, weight: Tensor) -> Tensor:
+        """The weight with everything outside the current view set to zero."""
+        visible = self.candidate if self.candidate is not None else self.visible()
+        return weight if visible is None else weight * visible
+
+    def visible(self) -> Tensor | None:
+        """Boolean mask of the current view (cached per view), or None when all is visible."""
+        if self.view_task is None:
+            return None
+        key = (self.view_task, self.include_free)
+        if key in self._views:
+            self._views.move_to_end(key)
+            return self._views[key]
+        owner = self.owner
+        mask = (owner != FREE) & (owner <= self.view_task)
+        if self.include_free:
+            mask |= owner == FREE
+        cached = None if bool(mask.all()) else mask
+        self._views[key] = cached
+        if len(self._views) > VIEW_CACHE_SIZE:
+            self._views.popitem(last=False)
+        return cached
+
+    @torch.no_grad()
+    def assign(self, task: int, kept: Tensor) -> None:
+        """Give the weights where `kept` is True to `task`, widening the owner type if needed."""
+        dtype = owner_dtype_for(task)
+        if torch.iinfo(dtype).max > torch.iinfo(self.owner.dtype).max:
+            self.owner = self.owner.to(dtype)
+        self.owner[kept] = task
+        self._views.clear()
+
+    @torch.no_grad()
+    def release(self, task: int) -> None:
+        """Make the weights owned by `task` free again."""
+        self.owner[self.owner == task] = FREE
+        self._views.clear()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Owners saved past 254 tasks are int16; adopt the saved type instead of letting
+        # load_state_dict cast them into uint8, which would wrap task numbers around.
+        saved = state_dict.get(prefix + "owner")
+        if saved is not None and saved.dtype != self.owner.dtype:
+            self.owner = torch.empty_like(saved)
+        self._views.clear()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def task_masks(model: nn.Module) -> dict[str, TaskMask]:
+    """The TaskMask of every layer of `model` that has one, keyed by layer name."""
+    found = {}
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module, "weight"):
+            for parametrization in module.parametrizations.weight:
+                if isinstance(parametrization, TaskMask):
+                    found[name] = parametrization
+    return found
+
+
+def add_task_masks(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, TaskMask]:
+    """Register a TaskMask on the weight of each given layer (after any Powerprop)."""
+    masks = {}
+    for name, layer in layers.items():
+        mask = TaskMask(layer.weight.shape).to(layer.weight.device)
+        parametrize.register_parametrization(layer, "weight", mask)
+        masks[name] = mask
+    return masks
