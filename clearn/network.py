@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers
 from clearn.task_mask import TaskMask, add_task_masks
@@ -47,6 +46,9 @@ class TaskNetwork(nn.Module):
                 f"the backbone has no {'/'.join(t.__name__ for t in PRUNABLE_LAYER_TYPES)} "
                 f"layer to share between tasks"
             )
+        # The backbone's structure without parametrizations, on the meta device (no memory),
+        # from which export_task builds a plain copy: parametrized modules do not deepcopy.
+        self._plain_backbone = [copy.deepcopy(backbone).to("meta")]
         if alpha != 1.0:
             apply_powerprop(backbone, alpha=alpha)
         self.alpha = alpha
@@ -88,40 +90,47 @@ class TaskNetwork(nn.Module):
             mask.view_task = view
             mask.include_free = include_free
 
-    def check_task(self, task: int) -> None:
-        """Raise UnknownTaskError unless task `task` is trained or being trained."""
+    def check_task(self, task: int, *, allow_untrained: bool = False) -> None:
+        """Raise UnknownTaskError unless task `task` is trained or being trained.
+
+        With `allow_untrained`, any task that has a head passes: it is answered by the
+        weights trained so far and its untrained head (chance level).
+        """
         if task == self.training_task:
             return
-        if not 0 <= task < self.trained_tasks:
+        limit = self.n_tasks if allow_untrained else self.trained_tasks
+        if not 0 <= task < limit:
             known = f"0..{self.trained_tasks - 1}" if self.trained_tasks else "none yet"
             raise UnknownTaskError(
                 f"task {task} has not been trained on this network (trained tasks: {known})"
             )
 
-    def forward_task(self, inputs: Tensor, task: int) -> Tensor:
+    def forward_task(self, inputs: Tensor, task: int, *, allow_untrained: bool = False) -> Tensor:
         """Logits of head `task` for a batch that belongs entirely to that task."""
-        self.check_task(task)
+        self.check_task(task, allow_untrained=allow_untrained)
         self.select(task)
         return self.heads[task](self.backbone(inputs))
 
-    def forward(self, inputs: Tensor, task_labels: Tensor | int) -> Tensor:
+    def forward(
+        self, inputs: Tensor, task_labels: Tensor | int, *, allow_untrained: bool = False
+    ) -> Tensor:
         """Logits for a batch whose examples may belong to different tasks.
 
         Examples are grouped by task and each group goes through its own task's view; rows
         are padded with zeros up to the widest head among the batch's tasks.
         """
         if isinstance(task_labels, int):
-            return self.forward_task(inputs, task_labels)
+            return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)
         tasks = torch.unique(task_labels).tolist()
         if len(tasks) == 1:
-            return self.forward_task(inputs, tasks[0])
+            return self.forward_task(inputs, tasks[0], allow_untrained=allow_untrained)
         for task in tasks:
-            self.check_task(task)
+            self.check_task(task, allow_untrained=allow_untrained)
         width = max(self.heads[t].out_features for t in tasks)
         logits = inputs.new_zeros(len(inputs), width)
         for task in tasks:
             rows = task_labels == task
-            part = self.forward_task(inputs[rows], task)
+            part = self.forward_task(inputs[rows], task, allow_untrained=allow_untrained)
             logits[rows, : part.shape[1]] = part.to(logits.dtype)
         return logits
 
@@ -130,8 +139,15 @@ class TaskNetwork(nn.Module):
         """A plain dense copy of task `task`'s subnetwork: backbone then its head, same logits."""
         self.check_task(task)
         self.select(task)
-        backbone = copy.deepcopy(self.backbone)
-        for _, layer in prunable_layers(backbone):
-            if parametrize.is_parametrized(layer, "weight"):
-                parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        state = {
+            key: value
+            for key, value in self.backbone.state_dict().items()
+            if ".parametrizations." not in key
+        }
+        layers = dict(self.backbone.named_modules())
+        for name in self.masks:
+            state[f"{name}.weight"] = layers[name].weight
+        device = next(self.parameters()).device
+        backbone = copy.deepcopy(self._plain_backbone[0]).to_empty(device=device)
+        backbone.load_state_dict(state)
         return nn.Sequential(backbone, copy.deepcopy(self.heads[task]))

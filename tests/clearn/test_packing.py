@@ -1,0 +1,197 @@
+import pytest
+import torch
+from torch import nn
+
+from clearn.network import TaskNetwork, UnknownTaskError
+from clearn.packing import CapacityExhaustedError, Phase, PhaseError, TaskPacker
+from clearn.task_mask import task_masks
+
+INPUTS = 12
+
+
+def network(*, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False) -> TaskNetwork:
+    torch.manual_seed(0)
+    if batch_norm:
+        backbone = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 3, 16),
+            nn.ReLU(),
+        )
+    else:
+        backbone = nn.Sequential(nn.Flatten(), nn.Linear(INPUTS, 16), nn.ReLU())
+    return TaskNetwork(
+        backbone=backbone, feature_size=16, classes_per_task=[3] * tasks, alpha=alpha
+    )
+
+
+def task_data(task: int, count: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(100 + task)
+    inputs = torch.randn(count, 1, 4, 3, generator=generator)
+    labels = (inputs.flatten(1)[:, task] > 0).long() + (inputs.flatten(1)[:, task + 1] > 0).long()
+    return inputs, labels
+
+
+def train_task(
+    packer: TaskPacker, optimizer: torch.optim.Optimizer, task: int, steps: int = 30
+) -> None:
+    inputs, labels = task_data(task)
+    packer.begin_task(task)
+    packer.network.train()
+    for step in range(steps):
+        rows = slice(16 * (step % 6), 16 * (step % 6) + 16)
+        loss = nn.functional.cross_entropy(packer.network(inputs[rows], task), labels[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        packer.restore_frozen()
+    packer.prune(0.4)
+    packer.end_task()
+
+
+def logits(net: TaskNetwork, task: int) -> torch.Tensor:
+    net.eval()
+    with torch.no_grad():
+        return net(task_data(task)[0], task)
+
+
+OPTIMIZERS = {
+    "sgd-momentum-decay": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-2),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
+@pytest.mark.parametrize("alpha", [1.0, 3.0])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_earlier_tasks_are_bit_for_bit_unchanged_under_any_optimizer(
+    optimizer_name, alpha, batch_norm
+):
+    net = network(alpha=alpha, batch_norm=batch_norm)
+    packer = TaskPacker(net)
+    # One optimizer for the whole stream: its momentum and moments carry over between tasks.
+    optimizer = OPTIMIZERS[optimizer_name](net.parameters())
+    train_task(packer, optimizer, 0)
+    first = logits(net, 0)
+    train_task(packer, optimizer, 1)
+    second = logits(net, 1)
+    train_task(packer, optimizer, 2)
+    assert torch.equal(logits(net, 0), first)
+    assert torch.equal(logits(net, 1), second)
+
+
+def test_later_tasks_do_use_what_earlier_tasks_left_free():
+    net = network()
+    packer = TaskPacker(net)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    train_task(packer, optimizer, 0)
+    owners_after_first = net.masks["1"].owner.clone()
+    train_task(packer, optimizer, 1)
+    owner = net.masks["1"].owner
+    assert torch.equal(owner[owners_after_first == 1], owners_after_first[owners_after_first == 1])
+    assert int((owner == 2).sum()) == round(0.4 * int((owners_after_first == 0).sum()))
+    one_weight = 1 / net.masks["1"].owner.numel()  # counts are rounded to whole weights
+    assert packer.capacity() == pytest.approx([0.4, 0.24], abs=one_weight)
+    assert packer.free_fraction() == pytest.approx(0.36, abs=one_weight)
+
+
+def test_mixed_task_batch_equals_per_task_batches():
+    net = network()
+    packer = TaskPacker(net)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    for task in range(3):
+        train_task(packer, optimizer, task)
+    net.eval()
+    inputs = torch.randn(30, 1, 4, 3)
+    tasks = torch.tensor([0, 2, 1] * 10)
+    with torch.no_grad():
+        mixed = net(inputs, tasks)
+        for task in range(3):
+            assert torch.equal(mixed[tasks == task], net(inputs[tasks == task], task))
+
+
+def test_untrained_task_is_a_clear_error():
+    net = network()
+    with pytest.raises(UnknownTaskError, match="task 0 has not been trained"):
+        net(torch.randn(2, 1, 4, 3), 0)
+    packer = TaskPacker(net)
+    train_task(packer, torch.optim.SGD(net.parameters(), lr=0.1), 0)
+    with pytest.raises(UnknownTaskError, match=r"trained tasks: 0\.\.0"):
+        net(torch.randn(2, 1, 4, 3), torch.tensor([0, 1]))
+
+
+def test_exported_subnetwork_computes_the_same_logits():
+    net = network(alpha=2.0)
+    packer = TaskPacker(net)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    for task in range(2):
+        train_task(packer, optimizer, task)
+    for task in range(2):
+        dense = net.export_task(task).eval()
+        assert not task_masks(dense)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                dense(task_data(task)[0]), logits(net, task), rtol=0, atol=1e-6
+            )
+
+
+def test_checkpoint_reloads_into_identical_behaviour():
+    net = network(alpha=3.0)
+    packer = TaskPacker(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for task in range(2):
+        train_task(packer, optimizer, task)
+    state, packer_state = net.state_dict(), packer.state_dict()
+    restored = network(alpha=3.0)
+    restored.load_state_dict(state)
+    restored_packer = TaskPacker(restored)
+    restored_packer.load_state_dict(packer_state)
+    assert restored.trained_tasks == 2
+    for task in range(2):
+        assert torch.equal(logits(restored, task), logits(net, task))
+    with pytest.raises(ValueError, match="alpha=3.0"):
+        network(alpha=2.0).load_state_dict(state)
+
+
+def test_lifecycle_steps_out_of_order_raise_phase_errors():
+    packer = TaskPacker(network())
+    with pytest.raises(PhaseError, match="needs phase training"):
+        packer.prune(0.5)
+    with pytest.raises(ValueError, match="expected task 0"):
+        packer.begin_task(1)
+    packer.begin_task(0)
+    assert packer.phase is Phase.TRAINING
+    with pytest.raises(PhaseError, match="between tasks"):
+        packer.state_dict()
+
+
+def test_running_out_of_capacity_names_the_options_or_trains_the_head_only():
+    net = network()
+    packer = TaskPacker(net)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    packer.begin_task(0)
+    packer.prune(1.0)
+    packer.end_task()
+    assert packer.free_fraction() == 0.0
+    with pytest.raises(
+        CapacityExhaustedError, match="lower gamma.*bigger backbone.*allow_frozen_features"
+    ):
+        packer.begin_task(1)
+    before = logits(net, 0)
+    packer.begin_task(1, allow_frozen_features=True)
+    head_before = net.heads[1].weight.detach().clone()
+    inputs, labels = task_data(1)
+    net.train()
+    for _ in range(5):
+        loss = nn.functional.cross_entropy(net(inputs, 1), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        packer.restore_frozen()
+    packer.prune(0.0)
+    packer.end_task()
+    assert not torch.equal(net.heads[1].weight, head_before)
+    assert torch.equal(logits(net, 0), before)

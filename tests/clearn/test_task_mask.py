@@ -1,0 +1,50 @@
+import torch
+from torch import nn
+
+from clearn.network import TaskNetwork
+from clearn.packing import TaskPacker
+from clearn.task_mask import TaskMask, owner_dtype_for
+
+
+def test_owner_type_is_one_byte_up_to_254_tasks_and_widens_after():
+    assert owner_dtype_for(254) == torch.uint8
+    assert owner_dtype_for(255) == torch.int16
+    mask = TaskMask(torch.Size([4, 4]))
+    mask.assign(254, torch.eye(4, dtype=torch.bool))
+    assert mask.owner.dtype == torch.uint8
+    mask.assign(300, torch.ones(4, 4, dtype=torch.bool).triu(1))
+    assert mask.owner.dtype == torch.int16
+    assert int(mask.owner[0, 0]) == 254 and int(mask.owner[0, 3]) == 300
+
+
+def test_views_show_only_tasks_up_to_the_selected_one():
+    mask = TaskMask(torch.Size([1, 4]))
+    mask.assign(1, torch.tensor([[True, False, False, False]]))
+    mask.assign(2, torch.tensor([[False, True, False, False]]))
+    weight = torch.ones(1, 4)
+    mask.view_task = 1
+    assert mask(weight).tolist() == [[1, 0, 0, 0]]
+    mask.view_task = 2
+    assert mask(weight).tolist() == [[1, 1, 0, 0]]
+    mask.include_free = True
+    assert mask(weight).tolist() == [[1, 1, 1, 1]]
+    assert mask.visible() is None  # everything visible: no multiply at all
+
+
+def test_a_300_task_stream_packs_and_each_task_keeps_its_view():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(40, 100), nn.ReLU())
+    net = TaskNetwork(backbone=backbone, feature_size=100, classes_per_task=[2] * 300)
+    packer = TaskPacker(net)
+    inputs = torch.randn(3, 40)
+    answers = {}
+    for task in range(300):
+        packer.begin_task(task)
+        packer.prune(0.01)
+        packer.end_task()
+        if task in (0, 253, 254, 299):
+            answers[task] = net(inputs, task).detach().clone()
+    assert net.masks["0"].owner.dtype == torch.int16
+    assert int(net.masks["0"].owner.max()) == 300
+    for task, answer in answers.items():
+        assert torch.equal(net(inputs, task), answer)

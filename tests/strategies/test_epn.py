@@ -1,0 +1,129 @@
+import pytest
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+from torch import nn
+
+from clearn.epn import KEPT_CANDIDATES
+from clearn.network import TaskNetwork
+from scenarios.streams import build_stream
+from strategies.epn import PackingPlugin
+from strategies.task_model import AvalancheTaskNetwork
+from strategies.tensor_loader import TensorLoaderPlugin
+
+OPTIMIZERS = {
+    "sgd-momentum-decay": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-3),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05),
+}
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return build_stream("permuted-digits", n_tasks=3, seed=1)
+
+
+def packing_run(
+    stream,
+    *,
+    alpha=2.0,
+    optimizer="sgd-momentum-decay",
+    mode="epn",
+    epochs=3,
+    evaluator=None,
+    eval_every=-1,
+):
+    torch.manual_seed(0)
+    backbone = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU()
+    )
+    network = TaskNetwork(
+        backbone=backbone, feature_size=32, classes_per_task=stream.classes_per_task, alpha=alpha
+    )
+    plugin = PackingPlugin(
+        network,
+        valid_stream=stream.benchmark.valid_stream,
+        mode=mode,
+        gamma=0.95,
+        prune_fraction=0.6,
+        retrain_epochs=1,
+    )
+    model = AvalancheTaskNetwork(network)
+    strategy = Naive(
+        model=model,
+        optimizer=OPTIMIZERS[optimizer](model.parameters()),
+        train_mb_size=32,
+        train_epochs=epochs,
+        eval_mb_size=256,
+        plugins=[TensorLoaderPlugin(), plugin],
+        evaluator=evaluator or EvaluationPlugin(loggers=[]),
+        eval_every=eval_every,
+    )
+    return network, plugin, strategy
+
+
+def test_logits_of_earlier_tasks_never_change(stream):
+    test_inputs = [split.inputs(torch.arange(len(split))) for split in stream.test]
+    for optimizer in OPTIMIZERS:
+        network, _, strategy = packing_run(stream, optimizer=optimizer)
+        seen = []
+        for task, experience in enumerate(stream.benchmark.train_stream):
+            strategy.train(experience, eval_streams=[])
+            network.eval()
+            with torch.no_grad():
+                seen.append(network(test_inputs[task], task))
+                for earlier in range(task):
+                    assert torch.equal(network(test_inputs[earlier], earlier), seen[earlier]), (
+                        f"{optimizer}: task {earlier} changed after task {task}"
+                    )
+
+
+def test_epn_keeps_gamma_of_validation_accuracy_and_no_smaller_candidate_would(stream):
+    _, plugin, strategy = packing_run(stream)
+    searches = []
+    original_search = plugin.packer.search
+
+    def recording_search(evaluate, *, gamma):
+        result = original_search(evaluate, gamma=gamma)
+        searches.append(result)
+        return result
+
+    plugin.packer.search = recording_search
+    for experience in stream.benchmark.train_stream:
+        strategy.train(experience, eval_streams=[])
+    assert len(searches) == 3
+    for search, report in zip(searches, plugin.reports, strict=True):
+        assert search.threshold == pytest.approx(0.95 * search.reference)
+        assert search.score >= search.threshold
+        index = KEPT_CANDIDATES.index(search.kept)
+        assert index == 0 or search.evaluations[KEPT_CANDIDATES[index - 1]] < search.threshold
+        assert report.kept_of_trained == search.kept
+        assert report.pruned_val_acc == search.score
+    free = [r.free_fraction for r in plugin.reports]
+    assert free == sorted(free, reverse=True) and free[-1] > 0
+
+
+def test_classic_packnet_mode_keeps_its_fixed_share(stream):
+    network, plugin, strategy = packing_run(stream, mode="packnet", alpha=1.0)
+    for experience in stream.benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    assert [r.kept_of_trained for r in plugin.reports] == pytest.approx([0.4, 0.4])
+    one_weight = 1 / sum(m.owner.numel() for m in network.masks.values())
+    assert plugin.reports[1].owned_fraction == pytest.approx(0.4 * 0.6, abs=2 * one_weight)
+
+
+def test_full_avalanche_pipeline_with_accuracy_and_forgetting_metrics(stream):
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        loggers=[],
+    )
+    # eval_every=1 evaluates inside training: the plugin must survive being re-entered.
+    _, _, strategy = packing_run(stream, evaluator=evaluator, epochs=2, eval_every=1)
+    for task, experience in enumerate(stream.benchmark.train_stream):
+        strategy.train(experience, eval_streams=[stream.benchmark.test_stream[: task + 1]])
+        metrics = strategy.eval(stream.benchmark.test_stream[: task + 1])
+    assert metrics["StreamForgetting/eval_phase/test_stream"] == 0.0
+    for task in range(3):
+        assert metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task00{task}/Exp00{task}"] > 0.3
