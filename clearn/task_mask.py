@@ -27,7 +27,7 @@ FREE = 0
 MAX_TASKS = torch.iinfo(torch.int16).max
 """Most tasks one network can hold (int16 owners)."""
 
-VIEW_CACHE_SIZE = 16
+VIEW_CACHE_SIZE = 4
 """Per-task boolean masks kept per layer; older ones are rebuilt on demand."""
 
 

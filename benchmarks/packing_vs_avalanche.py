@@ -1,0 +1,169 @@
+"""clearn's packing plugin vs Avalanche 0.6.0's own PackNet, same stream and epochs, one run.
+
+Figures: training time per experience, bytes of mask state per prunable weight, and the
+EfficientPackNet search's time as a share of the task's training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.models.packnet import PackNetModel
+from avalanche.training import Naive, PackNet
+from avalanche.training.plugins import EvaluationPlugin
+
+from benchmarks.common import save_result
+from clearn.models import mlp
+from clearn.network import TaskNetwork
+from scenarios.datasets import DEBIAN_FASHION_MNIST
+from scenarios.streams import TaskStream, build_stream
+from strategies.epn import PackingPlugin
+from strategies.task_model import AvalancheTaskNetwork
+from strategies.tensor_loader import TensorLoaderPlugin
+
+LR, BATCH = 0.1, 60
+
+
+def _evaluator() -> EvaluationPlugin:
+    return EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+
+
+def _timed_stream(strategy, stream: TaskStream) -> tuple[list[float], list[float]]:
+    seconds, accuracy = [], []
+    for task, experience in enumerate(stream.benchmark.train_stream):
+        start = time.perf_counter()
+        strategy.train(experience, eval_streams=[])
+        seconds.append(time.perf_counter() - start)
+        metrics = strategy.eval(stream.benchmark.test_stream[task : task + 1])
+        accuracy.append(
+            metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task{task:03d}/Exp{task:03d}"]
+        )
+    return seconds, accuracy
+
+
+def _ours(stream: TaskStream, inputs: int, epochs: int, alpha: float) -> dict:
+    torch.manual_seed(0)
+    backbone = mlp(input_size=inputs)[:-1]  # 784-300-100, heads per task
+    network = TaskNetwork(
+        backbone=backbone, feature_size=100, classes_per_task=stream.classes_per_task, alpha=alpha
+    )
+    plugin = PackingPlugin(network, valid_stream=stream.benchmark.valid_stream)
+    search_seconds: list[float] = []
+    search = plugin.packer.search
+
+    def timed_search(evaluate, *, gamma):
+        start = time.perf_counter()
+        result = search(evaluate, gamma=gamma)
+        search_seconds.append(time.perf_counter() - start)
+        return result
+
+    plugin.packer.search = timed_search
+    model = AvalancheTaskNetwork(network)
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+        train_mb_size=BATCH,
+        train_epochs=epochs,
+        eval_mb_size=1000,
+        plugins=[TensorLoaderPlugin(), plugin],
+        evaluator=_evaluator(),
+    )
+    seconds, accuracy = _timed_stream(strategy, stream)
+    masked = sum(m.owner.numel() for m in network.masks.values())
+    state = sum(m.owner.numel() * m.owner.element_size() for m in network.masks.values())
+    cache = sum(
+        v.numel() * v.element_size()
+        for m in network.masks.values()
+        for v in m._views.values()
+        if v is not None
+    )
+    return {
+        "seconds_per_experience": seconds,
+        "test_accuracy": accuracy,
+        "mask_state_bytes_per_weight": state / masked,
+        "view_cache_bytes_per_weight": cache / masked,
+        "search_share_of_training": [s / t for s, t in zip(search_seconds, seconds, strict=True)],
+        "capacity": plugin.packer.capacity(),
+    }
+
+
+def _avalanche(stream: TaskStream, inputs: int, epochs: int) -> dict:
+    torch.manual_seed(0)
+    model = PackNetModel(mlp(input_size=inputs))
+    strategy = PackNet(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+        post_prune_epochs=1,
+        prune_proportion=0.5,
+        train_mb_size=BATCH,
+        train_epochs=epochs,
+        eval_mb_size=1000,
+        evaluator=_evaluator(),
+    )
+    seconds, accuracy = _timed_stream(strategy, stream)
+    weights = masked_bytes = 0
+    for module in model.modules():
+        if hasattr(module, "task_index"):
+            weights += module.task_index.numel()
+            masked_bytes += sum(
+                getattr(module, n).numel() * getattr(module, n).element_size()
+                for n in ("task_index", "visible_mask", "unfrozen_mask")
+            )
+    return {
+        "seconds_per_experience": seconds,
+        "test_accuracy": accuracy,
+        "mask_state_bytes_per_weight": masked_bytes / weights,
+    }
+
+
+def run(*, quick: bool = False) -> dict:
+    """Run both on the same stream; print the comparison; return the figures."""
+    dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
+    tasks, epochs = (3, 2) if quick else (3, 3)
+    stream = build_stream(f"permuted-{dataset}", n_tasks=tasks, seed=0)
+    inputs = int(torch.tensor(stream.input_shape).prod())
+    ours = _ours(stream, inputs, epochs, alpha=2.0)
+    theirs = _avalanche(stream, inputs, epochs)
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    ratio = mean(ours["seconds_per_experience"]) / mean(theirs["seconds_per_experience"])
+    print(
+        f"Packing vs Avalanche PackNet: permuted-{dataset}, {tasks} tasks x {epochs} epochs, "
+        f"MLP {inputs}-300-100, SGD lr {LR}, batch {BATCH}"
+    )
+    print(f"{'':34}{'clearn EPN a=2':>16}{'Avalanche PackNet':>19}{'ratio':>8}  target")
+    print(
+        f"{'train s / experience':34}{mean(ours['seconds_per_experience']):>16.2f}"
+        f"{mean(theirs['seconds_per_experience']):>19.2f}{ratio:>8.2f}  <= 1.00"
+    )
+    bytes_ratio = ours["mask_state_bytes_per_weight"] / theirs["mask_state_bytes_per_weight"]
+    print(
+        f"{'mask state bytes / weight':34}{ours['mask_state_bytes_per_weight']:>16.2f}"
+        f"{theirs['mask_state_bytes_per_weight']:>19.2f}{bytes_ratio:>8.2f}  <= 1 byte"
+    )
+    print(f"{'  + view cache bytes / weight':34}{ours['view_cache_bytes_per_weight']:>16.2f}")
+    share = max(ours["search_share_of_training"])
+    print(f"{'EPN search / training time (max)':34}{share:>16.1%}{'-':>19}{'':>8}  <= 10%")
+    print(
+        f"{'test acc per task':34}{str([round(a, 3) for a in ours['test_accuracy']]):>16}"
+        f"  {[round(a, 3) for a in theirs['test_accuracy']]}"
+    )
+    print(f"{'capacity owned per task (ours)':34}{str([round(c, 3) for c in ours['capacity']])}")
+    result = {
+        "dataset": dataset,
+        "tasks": tasks,
+        "epochs": epochs,
+        "clearn": ours,
+        "avalanche_packnet": theirs,
+        "time_ratio": ratio,
+    }
+    save_result("packing_vs_avalanche", result)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(quick=parser.parse_args().quick)
