@@ -1,0 +1,90 @@
+"""Stream loading: the tensor batch loader vs indexing the tensors directly, and an Avalanche
+Naive epoch with Avalanche's own loader vs with TensorLoaderPlugin, side by side in one run."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+
+from benchmarks.common import save_result
+from clearn.models import mlp
+from scenarios.datasets import DEBIAN_FASHION_MNIST
+from scenarios.streams import build_stream
+from scenarios.tasks import TensorBatchLoader
+from strategies.tensor_loader import TensorLoaderPlugin
+
+BATCH = 60
+
+
+def _samples_per_second(batches, count: int) -> float:
+    start = time.perf_counter()
+    for _ in batches:
+        pass
+    return count / (time.perf_counter() - start)
+
+
+def _direct_batches(split):
+    """The floor: the same gather, scale and permutation written inline on the tensors."""
+    order = torch.randperm(len(split))
+    images, rows, labels = split.images, split.rows, split.labels
+    for start in range(0, len(order), BATCH):
+        positions = order[start : start + BATCH]
+        batch = images[rows[positions]].float().div_(split.pixel_max)
+        yield batch.flatten(1)[:, split.permutation].view(batch.shape), labels[positions]
+
+
+def _naive_epoch_seconds(stream, inputs: int, plugins: list) -> float:
+    torch.manual_seed(0)
+    model = mlp(input_size=inputs)
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=BATCH,
+        train_epochs=1,
+        plugins=plugins,
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    start = time.perf_counter()
+    strategy.train(stream.benchmark.train_stream[1], eval_streams=[])
+    return time.perf_counter() - start
+
+
+def run(*, quick: bool = False) -> dict:
+    """Measure and print loader throughput and Naive epoch times; return the figures."""
+    dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
+    stream = build_stream(f"permuted-{dataset}", n_tasks=2)
+    split = stream.train[1]
+    inputs = int(torch.tensor(stream.input_shape).prod())
+    direct = _samples_per_second(_direct_batches(split), len(split))
+    ours = _samples_per_second(TensorBatchLoader(split, batch_size=BATCH, shuffle=True), len(split))
+    avalanche_epoch = _naive_epoch_seconds(stream, inputs, [])
+    ours_epoch = _naive_epoch_seconds(stream, inputs, [TensorLoaderPlugin()])
+    print(f"Loading permuted-{dataset} task 2 ({len(split)} training images), batch {BATCH}")
+    print(f"{'':36}{'clearn':>12}{'reference':>12}{'ratio':>8}")
+    print(
+        f"{'samples/s: TensorBatchLoader vs direct':36}{ours:>12,.0f}{direct:>12,.0f}"
+        f"{ours / direct:>8.2f}"
+    )
+    print(
+        f"{'Naive epoch s: ours vs Avalanche':36}{ours_epoch:>12.2f}{avalanche_epoch:>12.2f}"
+        f"{ours_epoch / avalanche_epoch:>8.2f}"
+    )
+    result = {
+        "dataset": dataset,
+        "loader_samples_per_s": ours,
+        "direct_samples_per_s": direct,
+        "naive_epoch_s_tensor_loader": ours_epoch,
+        "naive_epoch_s_avalanche_loader": avalanche_epoch,
+    }
+    save_result("loader", result)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(quick=parser.parse_args().quick)
