@@ -110,6 +110,107 @@ def _run_prune_curve(args: argparse.Namespace) -> None:
     print(f"plot:    {args.out / 'prune_curve.png'}")
 
 
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    from clearn.config import MODELS, OPTIMIZERS, STRATEGIES
+
+    parser = commands.add_parser(
+        "run",
+        help="train a task stream with a strategy; write results.json, plots, checkpoints",
+        description="Train a task-incremental stream with Avalanche. Options given here "
+        "override the --config file, which overrides the defaults.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--scenario", help="e.g. permuted-digits, split-fmnist, split-cifar10")
+    parser.add_argument("--strategy", choices=STRATEGIES)
+    parser.add_argument("--alpha", type=_alpha, help="Powerprop exponent for epn/packnet")
+    parser.add_argument("--tasks", type=_positive_int)
+    parser.add_argument("--epochs", type=_positive_int)
+    parser.add_argument("--model", choices=MODELS)
+    parser.add_argument("--hidden", type=_positive_int, nargs="+", help="MLP widths")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--lr", type=_positive_float)
+    parser.add_argument("--momentum", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--batch-size", type=_positive_int)
+    parser.add_argument("--gamma", type=float, help="EPN: share of validation accuracy kept")
+    parser.add_argument("--prune-fraction", type=float, help="packnet: share pruned per task")
+    parser.add_argument("--retrain-epochs", type=int, help="packnet: epochs after pruning")
+    parser.add_argument("--scope", choices=["layer", "global"])
+    parser.add_argument("--regularisation", type=float, help="lambda of ewc/si, alpha of lwf")
+    parser.add_argument(
+        "--eval-every-tasks",
+        type=_positive_int,
+        help="evaluate earlier tasks after every N-th task only",
+    )
+    parser.add_argument("--allow-frozen-features", action="store_true")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--data-root")
+    parser.add_argument("--download", action="store_true")
+    parser.add_argument("--device")
+    parser.add_argument("--tensorboard", action="store_true")
+    parser.add_argument("--config", type=Path, help="TOML file with the same options")
+    parser.add_argument("--out", type=Path, default=Path("runs/latest"))
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=False,
+        help="continue the run saved in --out (with its saved options)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from clearn.config import RunConfig, read_config
+    from clearn.experiment import run_experiment
+
+    options = read_config(args.config) if "config" in args else {}
+    special = {"config", "out", "resume", "handler", "command"}
+    options.update({k: v for k, v in vars(args).items() if k not in special})
+    config = RunConfig(**options).validate()
+    results = run_experiment(config, args.out, resume=args.resume)
+    if results.get("already_finished"):
+        print(f"{args.out} is already finished; nothing to resume")
+        return
+    print(
+        f"ACC {results['acc']:.4f}  BWT {_format(results['bwt'])}  "
+        f"forgetting {_format(results['forgetting'])}  "
+        f"free {_format(results['free_fraction'])}  train {results['train_seconds']:.1f}s"
+    )
+    print(f"results: {args.out / 'results.json'}")
+    for plot in results["plots"]:
+        print(f"plot:    {plot}")
+
+
+def _format(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _add_plot_and_compare(commands: argparse._SubParsersAction) -> None:
+    plot = commands.add_parser("plot", help="redraw the plots of a run folder")
+    plot.add_argument("folder", type=Path)
+    plot.set_defaults(handler=_plot)
+    compare = commands.add_parser("compare", help="table and plot of several run folders")
+    compare.add_argument("folders", type=Path, nargs="+")
+    compare.add_argument("--out", type=Path, default=Path("runs/comparison"))
+    compare.set_defaults(handler=_compare)
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from clearn.compare import load_results
+    from clearn.experiment import draw_plots
+
+    for path in draw_plots(load_results(args.folder), args.folder):
+        print(f"plot: {path}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from clearn.compare import compare_runs
+
+    table, plot = compare_runs(args.folders, args.out)
+    print(table.read_text(), end="")
+    print(f"table: {table}\nplot:  {plot}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -117,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prune_curve(commands)
+    _add_run(commands)
+    _add_plot_and_compare(commands)
     return parser
 
 
@@ -124,14 +227,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; bad input gets one line on stderr and exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from scenarios.datasets import DataFileError, DatasetNotFoundError
+    from clearn.packing import CapacityExhaustedError
+    from scenarios.datasets import DatasetNotFoundError
 
     try:
         args.handler(args)
-    except (ValueError, DatasetNotFoundError, DataFileError, FloatingPointError) as error:
+    except FloatingPointError as error:
+        print(
+            f"clearn {args.command}: stopped: {error} (the last good task's checkpoint is kept)",
+            file=sys.stderr,
+        )
+        return 1
+    except CapacityExhaustedError as error:
+        print(f"clearn {args.command}: stopped: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, DatasetNotFoundError, FileExistsError, PermissionError) as error:
         print(f"clearn {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except PermissionError as error:
-        print(f"clearn {args.command}: error: cannot write: {error}", file=sys.stderr)
         return 2
     return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import nn
 
-__all__ = ["mlp"]
+__all__ = ["backbone", "cnn", "mlp"]
 
 
 def mlp(
@@ -25,3 +26,30 @@ def mlp(
         width = size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+def cnn(*, in_channels: int, image_size: int, num_classes: int = 10) -> nn.Sequential:
+    """Two conv blocks (32, 64 channels, 3×3, max-pool) then Linear 256 → classes."""
+    if image_size < 4:
+        raise ValueError(f"cnn needs images of at least 4×4 pixels, got {image_size}")
+    side = image_size // 4
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * side * side, 256), nn.ReLU(),
+        nn.Linear(256, num_classes),
+    )  # fmt: skip
+
+
+def backbone(
+    name: str, *, input_shape: tuple[int, ...], hidden: Sequence[int] = (300, 100)
+) -> tuple[nn.Sequential, int]:
+    """Model `name` ("mlp" or "cnn") without its output layer, and its feature size."""
+    if name == "mlp":
+        network = mlp(input_size=math.prod(input_shape), hidden=hidden)
+    elif name == "cnn":
+        network = cnn(in_channels=input_shape[0], image_size=input_shape[-1])
+    else:
+        raise ValueError(f"unknown model {name!r}; choose mlp or cnn")
+    output = network[-1]
+    return network[:-1], output.in_features

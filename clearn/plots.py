@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_prune_curve"]
+__all__ = [
+    "plot_accuracy_matrix",
+    "plot_average_accuracy",
+    "plot_capacity",
+    "plot_prune_curve",
+    "plot_task_accuracy",
+    "plot_weight_histogram",
+]
 
 
 def plot_prune_curve(curve: Mapping[str, Any], path: str | Path) -> Path:
@@ -39,8 +47,115 @@ def plot_prune_curve(curve: Mapping[str, Any], path: str | Path) -> Path:
     )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure, path: str | Path) -> Path:
     path = Path(path)
+    figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def plot_accuracy_matrix(
+    matrix: Sequence[Sequence[float | None]], path: str | Path, title: str = ""
+) -> Path:
+    """Heatmap of R: rows = after training task i, columns = task j, values in the cells."""
+    rows, columns = len(matrix), max(len(r) for r in matrix)
+    values = np.full((rows, columns), np.nan)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            if value is not None:
+                values[i, j] = value
+    side = min(0.5 * max(rows, columns) + 2.5, 14)
+    figure, axes = plt.subplots(figsize=(side + 1, side))
+    image = axes.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    if max(rows, columns) <= 20:
+        for i in range(rows):
+            for j in range(columns):
+                if not np.isnan(values[i, j]):
+                    colour = "black" if values[i, j] > 0.6 else "white"
+                    axes.text(
+                        j,
+                        i,
+                        f"{values[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color=colour,
+                    )
+    axes.set_xlabel("evaluated task j")
+    axes.set_ylabel("after training task i")
+    axes.set_title(title or "test accuracy R[i][j]", fontsize=10)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    return _save(figure, path)
+
+
+def plot_task_accuracy(matrix: Sequence[Sequence[float | None]], path: str | Path) -> Path:
+    """Accuracy of each task over the rest of the stream (one line per task)."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for j in range(len(matrix)):
+        points = [(i, matrix[i][j]) for i in range(j, len(matrix)) if matrix[i][j] is not None]
+        if points:
+            axes.plot(
+                *zip(*points, strict=True),
+                marker="o",
+                ms=3,
+                lw=1,
+                label=f"task {j}" if len(matrix) <= 10 else None,
+            )
+    axes.set_xlabel("after training task")
+    axes.set_ylabel("test accuracy")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    if len(matrix) <= 10:
+        axes.legend(fontsize=7, ncol=2)
+    return _save(figure, path)
+
+
+def plot_capacity(capacity: Sequence[float], free_fraction: float, path: str | Path) -> Path:
+    """One stacked bar: the share of the network each task owns, and what is still free."""
+    figure, axes = plt.subplots(figsize=(6.4, 2.6))
+    left = 0.0
+    colours = plt.get_cmap("tab20")
+    for task, share in enumerate(capacity):
+        axes.barh(0, share, left=left, color=colours(task % 20), edgecolor="white", lw=0.3)
+        if share > 0.04:
+            axes.text(left + share / 2, 0, str(task), ha="center", va="center", fontsize=7)
+        left += share
+    axes.barh(0, free_fraction, left=left, color="lightgrey", label="free")
+    axes.set_xlim(0, 1)
+    axes.set_yticks([])
+    axes.set_xlabel("share of the backbone's weights (bars: tasks in order; grey: free)")
+    return _save(figure, path)
+
+
+def plot_weight_histogram(histogram: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Histogram of |effective weight| of the backbone (log-spaced bins), from stored counts."""
+    edges, counts = np.asarray(histogram["edges"]), np.asarray(histogram["counts"])
+    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    axes.stairs(counts, edges, fill=True, alpha=0.7)
+    axes.set_xscale("log")
+    axes.set_xlabel("|effective weight|")
+    axes.set_ylabel("weights")
+    axes.set_title(f"{histogram.get('zeros', 0)} weights exactly 0 not shown", fontsize=9)
+    return _save(figure, path)
+
+
+def plot_average_accuracy(
+    runs: Mapping[str, Sequence[Sequence[float | None]]], path: str | Path
+) -> Path:
+    """Mean accuracy over the tasks seen so far, after each task, one line per run."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for label, matrix in runs.items():
+        means = []
+        for i, row in enumerate(matrix):
+            seen = [v for v in row[: i + 1] if v is not None]
+            means.append(sum(seen) / len(seen) if seen else np.nan)
+        axes.plot(range(1, len(means) + 1), means, marker="o", ms=3, label=label)
+    axes.set_xlabel("tasks seen")
+    axes.set_ylabel("mean test accuracy over tasks seen")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _save(figure, path)

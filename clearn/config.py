@@ -1,0 +1,125 @@
+"""Settings of one `clearn run`, read from the command line or a TOML file and saved back."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import tomllib
+
+from clearn.epn import check_gamma
+from clearn.powerprop import check_alpha
+
+__all__ = ["MODELS", "OPTIMIZERS", "STRATEGIES", "RunConfig", "read_config", "write_config"]
+
+STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything that defines a run; `validate` raises ValueError with a sentence to act on."""
+
+    scenario: str = "permuted-digits"
+    strategy: str = "epn"
+    alpha: float = 2.0
+    """Powerprop exponent for `epn` / `packnet` (1 = plain weights)."""
+    tasks: int | None = None
+    """Number of tasks; None takes the scenario's default."""
+    epochs: int = 5
+    model: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [300, 100])
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 60
+    gamma: float = 0.95
+    """EfficientPackNet: share of the unpruned validation accuracy each task keeps."""
+    prune_fraction: float = 0.5
+    """Classic PackNet: share of each task's trained weights pruned away."""
+    retrain_epochs: int = 1
+    """Classic PackNet: epochs of retraining the survivors (counted within `epochs`)."""
+    scope: str = "layer"
+    regularisation: float | None = None
+    """λ of ewc / si, α of lwf; None takes the baseline's default."""
+    eval_every_tasks: int = 1
+    """Evaluate earlier tasks after every N-th task (the current and last task always)."""
+    allow_frozen_features: bool = False
+    seed: int = 0
+    data_root: str | None = None
+    download: bool = False
+    device: str = "auto"
+    tensorboard: bool = False
+
+    def validate(self) -> RunConfig:
+        """Check every option; return self."""
+        from scenarios.streams import STREAM_NAMES
+
+        if self.scenario not in STREAM_NAMES:
+            raise ValueError(
+                f"unknown scenario {self.scenario!r}; choose one of {', '.join(STREAM_NAMES)}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        check_alpha(self.alpha)
+        check_gamma(self.gamma)
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.tasks is not None and self.tasks < 1:
+            raise ValueError(f"tasks must be at least 1, got {self.tasks}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.strategy == "packnet" and not 0 <= self.retrain_epochs < self.epochs:
+            raise ValueError(
+                f"retrain_epochs must be below epochs ({self.epochs}), got {self.retrain_epochs}"
+            )
+        if not 0.0 <= self.prune_fraction < 1.0:
+            raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
+        if self.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:
+            raise ValueError("lr must be positive; batch_size and eval_every_tasks at least 1")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden needs positive layer widths, got {self.hidden}")
+        if self.scope not in ("layer", "global"):
+            raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every option (None values kept)."""
+        return dataclasses.asdict(self)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Options from a TOML file (a flat table of RunConfig fields); unknown keys are errors."""
+    path = Path(path)
+    try:
+        options = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"config file {path} has unknown options {unknown}; known: {sorted(known)}"
+        )
+    return {key.replace("-", "_"): value for key, value in options.items()}
+
+
+def write_config(config: RunConfig, path: str | Path) -> Path:
+    """Save `config` as TOML (options that are None are left out)."""
+    path = Path(path)
+    content = {key: value for key, value in config.to_dict().items() if value is not None}
+    path.write_text(tomli_w.dumps(content))
+    return path

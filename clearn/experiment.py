@@ -1,0 +1,332 @@
+"""`clearn run`: train a stream with Avalanche, checkpoint every task, write results and plots.
+
+This is an experiment runner: it assembles `scenarios` (streams), `strategies` (Avalanche
+strategies and plugins) and the mechanism in `clearn`, and is the only core module besides the
+command line that imports them.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from clearn.checkpoint import load_checkpoint, save_checkpoint
+from clearn.config import RunConfig, write_config
+from clearn.io import write_json_atomic
+from clearn.metrics import summary
+from clearn.plots import (
+    plot_accuracy_matrix,
+    plot_capacity,
+    plot_task_accuracy,
+    plot_weight_histogram,
+)
+from clearn.powerprop import effective_weights
+
+__all__ = ["ResultsExistError", "draw_plots", "run_experiment"]
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
+RESULTS = "results.json"
+
+
+class ResultsExistError(FileExistsError):
+    """The results folder already holds a run, and it was not asked to resume."""
+
+
+def _accuracy_key(task: int) -> str:
+    return f"Top1_Acc_Exp/eval_phase/test_stream/Task{task:03d}/Exp{task:03d}"
+
+
+def _prepare_folder(out: Path, resume: bool) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"output folder {out} is not writable ({error.strerror})") from None
+    holds_run = (out / RESULTS).exists() or (out / CHECKPOINT).exists()
+    if holds_run and not resume:
+        raise ResultsExistError(
+            f"{out} already holds a run; pass --resume to continue it, or choose another --out"
+        )
+    if resume and not holds_run:
+        raise ResultsExistError(f"{out} holds no run to resume (no {CHECKPOINT})")
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+_STATEFUL_BASELINE_PLUGINS = ("EWCPlugin", "SynapticIntelligencePlugin", "LwFPlugin")
+
+
+def _baseline_plugins(strategy) -> dict[str, Any]:
+    return {
+        type(p).__name__: p
+        for p in strategy.plugins
+        if type(p).__name__ in _STATEFUL_BASELINE_PLUGINS
+    }
+
+
+def _evaluator(out: Path, tensorboard: bool):
+    from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
+    from avalanche.logging import CSVLogger, TensorboardLogger, TextLogger
+    from avalanche.training.plugins import EvaluationPlugin
+
+    log = open(out / "avalanche_log.txt", "a")  # noqa: SIM115 - closed by the run
+    loggers = [TextLogger(log), CSVLogger(str(out / "avalanche_csv"))]
+    if tensorboard:
+        loggers.append(TensorboardLogger(str(out / "tensorboard")))
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        bwt_metrics(experience=True, stream=True),
+        loggers=loggers,
+    )
+    return evaluator, log, loggers
+
+
+def _capacity(assembled) -> tuple[list[float] | None, float | None]:
+    if assembled.packing is not None:
+        return assembled.packing.packer.capacity(), assembled.packing.packer.free_fraction()
+    indices = [m.task_index for m in assembled.model.modules() if hasattr(m, "task_index")]
+    if not indices:
+        return None, None
+    total = sum(i.numel() for i in indices)
+    trained = int(max(int(i[i != 255].max()) if (i != 255).any() else -1 for i in indices)) + 1
+    owned = [sum(int((i == t).sum()) for i in indices) / total for t in range(trained)]
+    return owned, sum(int((i == 255).sum()) for i in indices) / total
+
+
+def _weight_histogram(assembled) -> dict[str, Any]:
+    if assembled.network is not None:
+        network = assembled.network
+        network.select(None)
+        weights = effective_weights(network.backbone)
+        values = torch.cat(
+            [weights[n][m.owner != 0].abs().flatten() for n, m in network.masks.items()]
+        )
+    else:
+        values = torch.cat([w.abs().flatten() for w in effective_weights(assembled.model).values()])
+    values = values.double().cpu()
+    nonzero = values[values > 0]
+    low = float(nonzero.min()) if len(nonzero) else 1e-8
+    high = float(nonzero.max()) if len(nonzero) else 1.0
+    edges = np.geomspace(low, high * 1.0001, 61)
+    counts, _ = np.histogram(nonzero.numpy(), bins=edges)
+    return {"edges": edges.tolist(), "counts": counts.tolist(), "zeros": int((values == 0).sum())}
+
+
+def draw_plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """Draw every plot of a results dict into `out`; return their paths."""
+    matrix = results["accuracy_matrix"]
+    title = f"{results['scenario']}, {results['strategy']}, α={results['alpha']:g}"
+    paths = [
+        plot_accuracy_matrix(matrix, out / "accuracy_matrix.png", title=title),
+        plot_task_accuracy(matrix, out / "task_accuracy.png"),
+    ]
+    if results.get("capacity") is not None:
+        paths.append(
+            plot_capacity(results["capacity"], results["free_fraction"], out / "capacity.png")
+        )
+    if results.get("weight_histogram"):
+        paths.append(
+            plot_weight_histogram(results["weight_histogram"], out / "weight_histogram.png")
+        )
+    return paths
+
+
+def _write_matrix_csv(matrix: list[list[float | None]], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["after_task"] + [f"task_{j}" for j in range(len(matrix[0]))])
+        for i, row in enumerate(matrix):
+            writer.writerow([i] + ["" if v is None else f"{v:.6f}" for v in row])
+
+
+def _tasks_to_evaluate(task: int, total: int, every: int, strategy: str) -> list[int]:
+    if strategy == "joint" or task == total - 1 or (task + 1) % every == 0:
+        return list(range(task + 1))
+    return [task]
+
+
+def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train `config`'s stream, writing checkpoints and results into `out`; return the results.
+
+    With `resume`, continue the run saved in `out` (with its saved configuration); a
+    finished run is returned as it is.
+    """
+    from scenarios.streams import build_stream
+    from strategies.factory import assemble
+
+    out = Path(out)
+    _prepare_folder(out, resume)
+    state: dict[str, Any] | None = None
+    if resume:
+        if (out / RESULTS).exists() and not (out / CHECKPOINT).exists():
+            return {**json.loads((out / RESULTS).read_text()), "already_finished": True}
+        state = load_checkpoint(out / CHECKPOINT)
+        config = RunConfig(**state["config"])
+        if state.get("finished"):
+            return {**json.loads((out / RESULTS).read_text()), "already_finished": True}
+    config.validate()
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
+    stream = build_stream(
+        config.scenario,
+        n_tasks=config.tasks,
+        seed=config.seed,
+        data_root=config.data_root,
+        download=config.download,
+    )
+    total = stream.n_tasks
+    write_config(config, out / "config.toml")
+    evaluator, log, loggers = _evaluator(out, config.tensorboard)
+    assembled = assemble(config, stream, device=device, evaluator=evaluator)
+    strategy = assembled.strategy
+    matrix: list[list[float | None]] = []
+    seconds: list[float] = []
+    if state is not None:
+        assembled.model.load_state_dict(state["model"])
+        strategy.optimizer.load_state_dict(state["optimizer"])
+        if assembled.packing is not None:
+            assembled.packing.packer.load_state_dict(state["packer"])
+            assembled.packing.reports = [_report(r) for r in state["reports"]]
+        for name, plugin in _baseline_plugins(strategy).items():
+            vars(plugin).update(state["plugins"][name])
+        matrix, seconds = state["matrix"], state["train_seconds"]
+        _set_rng_state(state["rng"])
+    try:
+        start_task = len(matrix)
+        experiences = stream.benchmark.train_stream
+        if config.strategy == "joint":
+            units = [(total - 1, experiences)]
+        else:
+            units = [(task, experiences[task]) for task in range(start_task, total)]
+        progress = tqdm(
+            units,
+            desc=f"{config.scenario} · {config.strategy}",
+            unit="task",
+            initial=start_task,
+            total=total if config.strategy != "joint" else 1,
+        )
+        for task, experience in progress:
+            began = time.perf_counter()
+            strategy.train(experience, eval_streams=[])
+            seconds.append(time.perf_counter() - began)
+            evaluated = _tasks_to_evaluate(task, total, config.eval_every_tasks, config.strategy)
+            metrics = strategy.eval([stream.benchmark.test_stream[j] for j in evaluated])
+            row: list[float | None] = [None] * total
+            for j in evaluated:
+                row[j] = float(metrics[_accuracy_key(j)])
+            matrix.append(row)
+            progress.write(_task_line(task, row[task], seconds[-1], assembled))
+            save_checkpoint(
+                out / CHECKPOINT,
+                {
+                    "config": config.to_dict(),
+                    "matrix": matrix,
+                    "train_seconds": seconds,
+                    "model": assembled.model.state_dict(),
+                    "optimizer": strategy.optimizer.state_dict(),
+                    "packer": assembled.packing.packer.state_dict() if assembled.packing else None,
+                    "reports": [dataclasses.asdict(r) for r in assembled.packing.reports]
+                    if assembled.packing
+                    else [],
+                    "plugins": {n: dict(vars(p)) for n, p in _baseline_plugins(strategy).items()},
+                    "rng": _rng_state(),
+                },
+            )
+        final_metrics = {
+            k: v
+            for k, v in evaluator.get_last_metrics().items()
+            if "_Stream" in k or "Stream" in k.split("/")[0]
+        }
+    finally:
+        for logger in loggers:
+            if hasattr(logger, "close"):
+                logger.close()
+        log.close()
+    results = _results(config, stream, matrix, seconds, assembled, final_metrics, resumed=resume)
+    write_json_atomic(out / RESULTS, results)
+    _write_matrix_csv(matrix, out / "accuracy_matrix.csv")
+    results["plots"] = [str(p) for p in draw_plots(results, out)]
+    write_json_atomic(out / RESULTS, results)
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    save_checkpoint(out / CHECKPOINT, {**checkpoint, "finished": True})
+    return results
+
+
+def _report(saved: dict[str, Any]):
+    from strategies.epn import TaskReport
+
+    return TaskReport(**saved)
+
+
+def _task_line(task: int, accuracy: float | None, seconds: float, assembled) -> str:
+    line = f"task {task}: test acc {accuracy:.3f}, {seconds:.1f}s"
+    if assembled.packing is not None and assembled.packing.reports:
+        report = assembled.packing.reports[-1]
+        if report.unpruned_val_acc is not None:
+            line += (
+                f" | val {report.unpruned_val_acc:.3f} unpruned, {report.pruned_val_acc:.3f} pruned"
+            )
+        line += (
+            f" | kept {report.kept_of_trained:.1%} of trained, owns "
+            f"{report.owned_fraction:.1%} | free {report.free_fraction:.1%}"
+        )
+    return line
+
+
+def _results(
+    config: RunConfig, stream, matrix, seconds, assembled, avalanche_metrics, *, resumed: bool
+) -> dict[str, Any]:
+    capacity, free = _capacity(assembled)
+    reports = assembled.packing.reports if assembled.packing else []
+    return {
+        "scenario": config.scenario,
+        "strategy": config.strategy,
+        "alpha": config.alpha if config.strategy in ("epn", "packnet") else 1.0,
+        "tasks": stream.n_tasks,
+        "accuracy_matrix": matrix,
+        **summary(matrix),
+        "capacity": capacity,
+        "free_fraction": free,
+        "train_seconds": sum(seconds),
+        "train_seconds_per_task": seconds,
+        "task_reports": [dataclasses.asdict(r) for r in reports],
+        "avalanche_metrics": avalanche_metrics,
+        "resumed": resumed,
+        "weight_histogram": _weight_histogram(assembled),
+        "config": config.to_dict(),
+    }

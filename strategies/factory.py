@@ -1,0 +1,146 @@
+"""Builds the Avalanche strategy a run names: ours (epn, packnet) or Avalanche's baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models.packnet import PackNetModel
+from avalanche.training import EWC, LwF, Naive, PackNet, SynapticIntelligence
+from avalanche.training.supervised.joint_training import JointTraining
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+
+from clearn.config import RunConfig
+from clearn.models import backbone
+from clearn.network import TaskNetwork
+from scenarios.streams import TaskStream
+from strategies.epn import PackingPlugin
+from strategies.guards import FiniteLossPlugin, ProgressPlugin
+from strategies.heads import MultiHeadNet
+from strategies.task_model import AvalancheTaskNetwork
+from strategies.tensor_loader import TensorLoaderPlugin
+
+__all__ = ["BASELINE_DEFAULTS", "Assembled", "assemble", "make_optimizer"]
+
+BASELINE_DEFAULTS = {"ewc": 1000.0, "si": 1.0, "lwf": 1.0}
+"""Default λ (ewc, si) and distillation weight α (lwf) when the run gives none."""
+LWF_TEMPERATURE = 2.0
+
+
+@dataclass
+class Assembled:
+    """A strategy ready to train, with the pieces a run reports on and checkpoints."""
+
+    strategy: SupervisedTemplate
+    model: nn.Module
+    network: TaskNetwork | None
+    """The packing network of `epn` / `packnet`, None for the baselines."""
+    packing: PackingPlugin | None
+
+
+def make_optimizer(config: RunConfig, parameters) -> torch.optim.Optimizer:
+    """The optimizer the run names, over `parameters`."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def assemble(
+    config: RunConfig,
+    stream: TaskStream,
+    *,
+    device: torch.device,
+    evaluator,
+    extra_plugins: list[SupervisedPlugin] | None = None,
+) -> Assembled:
+    """Model, optimizer, plugins and strategy for `config.strategy` on `stream`."""
+    features, width = backbone(config.model, input_shape=stream.input_shape, hidden=config.hidden)
+    plugins: list[SupervisedPlugin] = [TensorLoaderPlugin()]
+    network = packing = None
+    if config.strategy in ("epn", "packnet"):
+        network = TaskNetwork(
+            backbone=features,
+            feature_size=width,
+            classes_per_task=stream.classes_per_task,
+            alpha=config.alpha,
+        )
+        packing = PackingPlugin(
+            network,
+            valid_stream=stream.benchmark.valid_stream,
+            mode=config.strategy,
+            gamma=config.gamma,
+            prune_fraction=config.prune_fraction,
+            retrain_epochs=config.retrain_epochs,
+            scope=config.scope,
+            allow_frozen_features=config.allow_frozen_features,
+            seed=config.seed,
+        )
+        plugins.append(packing)
+        model: nn.Module = AvalancheTaskNetwork(network)
+    elif config.strategy == "avalanche-packnet":
+        # Avalanche's PackNet packs the output layer too: one shared head as wide as the
+        # widest task, each task using its own subnetwork of it.
+        head = nn.Linear(width, max(stream.classes_per_task))
+        model = PackNetModel(nn.Sequential(features, head))
+    else:
+        model = MultiHeadNet(
+            backbone=features, feature_size=width, classes_per_task=stream.classes_per_task
+        )
+    plugins += [FiniteLossPlugin(), ProgressPlugin(), *(extra_plugins or [])]
+    model.to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    common = dict(
+        train_mb_size=config.batch_size,
+        train_epochs=config.epochs,
+        eval_mb_size=1000,
+        device=device,
+        plugins=plugins,
+        evaluator=evaluator,
+    )
+    criterion = nn.CrossEntropyLoss()
+    strength = config.regularisation
+    if config.strategy == "avalanche-packnet":
+        strategy = PackNet(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            post_prune_epochs=config.retrain_epochs,
+            prune_proportion=config.prune_fraction,
+            **common,
+        )
+    elif config.strategy == "ewc":
+        strategy = EWC(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            ewc_lambda=strength or BASELINE_DEFAULTS["ewc"],
+            **common,
+        )
+    elif config.strategy == "si":
+        strategy = SynapticIntelligence(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            si_lambda=strength or BASELINE_DEFAULTS["si"],
+            **common,
+        )
+    elif config.strategy == "lwf":
+        strategy = LwF(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            alpha=strength or BASELINE_DEFAULTS["lwf"],
+            temperature=LWF_TEMPERATURE,
+            **common,
+        )
+    elif config.strategy == "joint":
+        strategy = JointTraining(model=model, optimizer=optimizer, criterion=criterion, **common)
+    else:
+        strategy = Naive(model=model, optimizer=optimizer, criterion=criterion, **common)
+    return Assembled(strategy, model, network, packing)
