@@ -20,8 +20,11 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -q
 
+# The demo starts afresh each time: clearn never overwrites a results folder by itself.
 demo: install
-	$(BIN)/clearn prune-curve --dataset digits --alphas 1 2 3 --epochs 30 --out runs/demo-prune-curve
+	rm -rf runs/demo
+	$(BIN)/clearn run --scenario permuted-digits --strategy epn --alpha 2 --tasks 5 \
+		--epochs 20 --out runs/demo
 
 bench: install
 	$(BIN)/python -m benchmarks

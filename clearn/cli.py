@@ -10,6 +10,13 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit code 2, without the usage block."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _alpha(text: str) -> float:
     from clearn.powerprop import check_alpha
 
@@ -213,7 +220,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="clearn", description="Continual learning with Powerprop and task masks."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

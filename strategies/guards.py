@@ -18,7 +18,7 @@ class FiniteLossPlugin(SupervisedPlugin):
     """Stops training with NonFiniteLossError as soon as the loss is NaN or infinite."""
 
     def before_backward(self, strategy, **kwargs) -> None:
-        value = float(strategy.loss)
+        value = float(strategy.loss.detach())
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"the training loss became {value} in task {strategy.experience.task_label}, "
