@@ -26,6 +26,8 @@ def plot_prune_curve(curve: Mapping[str, Any], path: str | Path) -> Path:
     """Test accuracy vs weights remaining (log x-axis), one line per α, dense level dotted."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for index, (alpha, series) in enumerate(curve["alphas"].items()):
+        if "diverged" in series:
+            continue
         colour = f"C{index}"
         kept_percent = [100.0 * k for k in series["kept"]]
         axes.plot(

@@ -182,7 +182,11 @@ def run_prune_curve(
     steps = config.steps or config.epochs * math.ceil(len(splits["train"][1]) / config.batch_size)
     curves = {}
     for alpha in tqdm(config.alphas, desc="alphas", unit="α"):
-        curves[f"{alpha:g}"] = _curve_for_alpha(alpha, data, splits, config, steps)
+        try:
+            curves[f"{alpha:g}"] = _curve_for_alpha(alpha, data, splits, config, steps)
+        except FloatingPointError as error:  # one diverging α must not lose the others
+            curves[f"{alpha:g}"] = {"diverged": str(error)}
+            tqdm.write(f"α={alpha:g} diverged: {error}")
     result = {
         "dataset": data.name,
         "steps": steps,
@@ -198,13 +202,18 @@ def run_prune_curve(
 def summary_table(result: dict[str, Any], at: Sequence[float] = (0.02, 0.05, 0.1, 0.2, 0.5)) -> str:
     """Markdown table of test accuracy per α at the kept fractions closest to `at`."""
     alphas = result["alphas"]
-    first = next(iter(alphas.values()))
+    first = next((s for s in alphas.values() if "diverged" not in s), None)
+    if first is None:
+        return "every alpha diverged"
     columns = [
         min(range(len(first["kept"])), key=lambda i, a=a: abs(first["kept"][i] - a)) for a in at
     ]
     header = "| α | dense | " + " | ".join(f"{100 * first['kept'][i]:.1f}% kept" for i in columns)
     lines = [header + " |", "|" + "---|" * (len(columns) + 2)]
     for alpha, series in alphas.items():
+        if "diverged" in series:
+            lines.append(f"| {alpha} | diverged | " + " | ".join("–" for _ in columns) + " |")
+            continue
         cells = " | ".join(f"{series['test_acc'][i]:.3f}" for i in columns)
         lines.append(f"| {alpha} | {series['dense_test_acc']:.3f} | {cells} |")
     return "\n".join(lines)

@@ -56,3 +56,10 @@ def test_bad_settings_are_refused():
         PruneCurveConfig(alphas=(0.5,))
     with pytest.raises(ValueError, match="epochs"):
         PruneCurveConfig(epochs=0)
+
+
+def test_a_diverging_alpha_is_recorded_and_the_others_kept(tmp_path):
+    config = PruneCurveConfig(dataset="digits", alphas=(1.0,), epochs=1, points=3, lr=1e30)
+    result = run_prune_curve(config, tmp_path)
+    assert "loss became" in result["alphas"]["1"]["diverged"]
+    assert (tmp_path / "prune_curve.png").is_file()
