@@ -218,6 +218,54 @@ def _compare(args: argparse.Namespace) -> None:
     print(f"table: {table}\nplot:  {plot}")
 
 
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "sweep",
+        help="run a grid of settings; write sweep.json/.md and the accuracy-capacity frontier",
+        description="Every combination of the listed values, each a `clearn run` in its own "
+        "folder under --out; finished runs are reused, so a sweep resumes.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with the base run's options")
+    parser.add_argument("--scenario", default="permuted-digits")
+    parser.add_argument("--strategy", default="epn")
+    parser.add_argument("--tasks", type=_positive_int, default=None)
+    parser.add_argument("--epochs", type=_positive_int, default=5)
+    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--alphas", type=_alpha, nargs="+", default=[1.0, 2.0])
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.9, 0.95, 0.98, 0.99])
+    parser.add_argument("--lrs", type=_positive_float, nargs="+", default=None)
+    parser.add_argument("--optimizers", nargs="+", default=None)
+    parser.add_argument("--scopes", nargs="+", default=None)
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
+    parser.set_defaults(handler=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from clearn.config import RunConfig, read_config
+    from clearn.sweep import run_sweep, sweep_table
+
+    options = read_config(args.config) if args.config else {}
+    options.update(
+        scenario=args.scenario,
+        strategy=args.strategy,
+        tasks=args.tasks,
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    if args.hidden:
+        options["hidden"] = args.hidden
+    base = RunConfig(**options).validate()
+    grid: dict[str, list] = {"alpha": args.alphas}
+    for field, values in (("lr", args.lrs), ("optimizer", args.optimizers), ("scope", args.scopes)):
+        if values:
+            grid[field] = values
+    grid["gamma"] = args.gammas
+    points = run_sweep(base, grid, args.out)
+    print(sweep_table(points))
+    print(f"table:    {args.out / 'sweep.md'}\nfrontier: {args.out / 'frontier.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _OneLineErrorParser(
@@ -227,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prune_curve(commands)
     _add_run(commands)
     _add_plot_and_compare(commands)
+    _add_sweep(commands)
     return parser
 
 

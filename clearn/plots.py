@@ -16,6 +16,7 @@ __all__ = [
     "plot_accuracy_matrix",
     "plot_average_accuracy",
     "plot_capacity",
+    "plot_frontier",
     "plot_prune_curve",
     "plot_task_accuracy",
     "plot_weight_histogram",
@@ -158,6 +159,53 @@ def plot_average_accuracy(
         axes.plot(range(1, len(means) + 1), means, marker="o", ms=3, label=label)
     axes.set_xlabel("tasks seen")
     axes.set_ylabel("mean test accuracy over tasks seen")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_frontier(
+    points: Sequence[Mapping[str, Any]],
+    *,
+    series_keys: Sequence[str],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Mean final accuracy vs capacity used, one point per γ, one line per other setting."""
+    figure, axes = plt.subplots(figsize=(6.8, 4.4))
+    groups: dict[str, list] = {}
+    for point in points:
+        if point.get("capacity_used") is None:
+            continue
+        label = (
+            ", ".join(
+                f"{k}={point[k]:g}" if isinstance(point[k], float) else f"{k}={point[k]}"
+                for k in series_keys
+            )
+            or "runs"
+        )
+        groups.setdefault(label, []).append(point)
+    for label, group in groups.items():
+        group.sort(key=lambda p: p["capacity_used"])
+        axes.plot(
+            [100 * p["capacity_used"] for p in group],
+            [100 * p["acc"] for p in group],
+            marker="o",
+            ms=4,
+            label=label,
+        )
+        for p in group:
+            if "gamma" in p:
+                axes.annotate(
+                    f"γ={p['gamma']:g}",
+                    (100 * p["capacity_used"], 100 * p["acc"]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+    axes.set_xlabel("capacity used by all tasks (% of the backbone)")
+    axes.set_ylabel("ACC (% mean final test accuracy)")
+    axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return _save(figure, path)
