@@ -90,7 +90,7 @@ def _ours(stream: TaskStream, inputs: int, epochs: int, alpha: float) -> dict:
     }
 
 
-def _avalanche(stream: TaskStream, inputs: int, epochs: int) -> dict:
+def avalanche_packnet(stream: TaskStream, inputs: int, epochs: int) -> dict:
     torch.manual_seed(0)
     model = PackNetModel(mlp(input_size=inputs))
     strategy = PackNet(
@@ -126,7 +126,7 @@ def run(*, quick: bool = False) -> dict:
     stream = build_stream(f"permuted-{dataset}", n_tasks=tasks, seed=0)
     inputs = int(torch.tensor(stream.input_shape).prod())
     ours = _ours(stream, inputs, epochs, alpha=2.0)
-    theirs = _avalanche(stream, inputs, epochs)
+    theirs = avalanche_packnet(stream, inputs, epochs)
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     ratio = mean(ours["seconds_per_experience"]) / mean(theirs["seconds_per_experience"])
     print(
