@@ -16,6 +16,7 @@ __all__ = [
     "plot_accuracy_matrix",
     "plot_average_accuracy",
     "plot_capacity",
+    "plot_free_capacity",
     "plot_frontier",
     "plot_prune_curve",
     "plot_task_accuracy",
@@ -206,6 +207,20 @@ def plot_frontier(
     axes.set_xlabel("capacity used by all tasks (% of the backbone)")
     axes.set_ylabel("ACC (% mean final test accuracy)")
     axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_free_capacity(free: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """Free share of the backbone after each task, one line per run."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    for label, values in free.items():
+        axes.plot(range(1, len(values) + 1), [100 * v for v in values], label=label)
+    axes.axhline(5, color="grey", ls=":", lw=0.8)
+    axes.set_xlabel("tasks seen")
+    axes.set_ylabel("free capacity (% of the backbone)")
+    axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return _save(figure, path)

@@ -1,0 +1,85 @@
+"""Scale: peak memory and time per task over 100 and 300 tasks (permuted digits, 1 epoch).
+
+Time per task must stay flat as tasks accumulate; evaluation of earlier tasks runs only every
+50 tasks. Each stream runs in its own process so that its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from benchmarks.common import save_result
+
+
+def _measure(tasks: int, folder: str) -> dict:
+    out = f"{folder}/scale-{tasks}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clearn",
+            "run",
+            "--scenario",
+            "permuted-digits",
+            "--strategy",
+            "epn",
+            "--alpha",
+            "2",
+            "--tasks",
+            str(tasks),
+            "--epochs",
+            "1",
+            "--eval-every-tasks",
+            "50",
+            "--out",
+            out,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    results = json.loads(open(f"{out}/results.json").read())
+    seconds = results["train_seconds_per_task"]
+    tenth = max(1, tasks // 10)
+    return {
+        "tasks": tasks,
+        "peak_rss_mib": max(peak_kib, before) / 1024,
+        "first_tenth_s_per_task": statistics.fmean(seconds[:tenth]),
+        "last_tenth_s_per_task": statistics.fmean(seconds[-tenth:]),
+        "acc": results["acc"],
+        "free_fraction": results["free_fraction"],
+    }
+
+
+def run(*, quick: bool = False) -> dict:
+    """Measure both stream lengths; print peak RSS and the time-per-task drift."""
+    lengths = (30, 60) if quick else (100, 300)
+    with tempfile.TemporaryDirectory() as folder:
+        figures = [_measure(tasks, folder) for tasks in lengths]
+    print("Scale: permuted-digits, epn a=2, 1 epoch per task, earlier tasks evaluated every 50")
+    print(
+        f"{'tasks':>6}{'peak RSS MiB':>14}{'s/task first 10%':>18}{'s/task last 10%':>17}"
+        f"{'drift':>7}"
+    )
+    for f in figures:
+        drift = f["last_tenth_s_per_task"] / f["first_tenth_s_per_task"]
+        print(
+            f"{f['tasks']:>6}{f['peak_rss_mib']:>14.0f}{f['first_tenth_s_per_task']:>18.3f}"
+            f"{f['last_tenth_s_per_task']:>17.3f}{drift:>7.2f}"
+        )
+    save_result("scale", {"streams": figures})
+    return {"streams": figures}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(quick=parser.parse_args().quick)
