@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import (
-    long_stream,
     loader,
+    long_stream,
     packing_vs_avalanche,
     powerprop_step,
     quality,
