@@ -9,20 +9,33 @@ import pytest
 import torch
 
 from clearn.checkpoint import load_checkpoint
+from clearn.cli import main
 from clearn.config import RunConfig
 from clearn.experiment import run_experiment
 
 QUICK = ["--scenario", "permuted-digits", "--tasks", "3", "--epochs", "2", "--hidden", "64", "32"]
 
 
-def clearn(*args: str, **kwargs) -> subprocess.CompletedProcess:
+def clearn(*args: str) -> subprocess.CompletedProcess:
+    """The command line in a separate process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "clearn", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
+        [sys.executable, "-m", "clearn", *args], capture_output=True, text=True, timeout=600
     )
+
+
+@pytest.fixture
+def cli(capsys):
+    """The command line in this process (fast): returns (exit code, stdout, stderr)."""
+
+    def call(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse's own errors
+            code = stop.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call
 
 
 @pytest.fixture(scope="module")
@@ -70,27 +83,27 @@ def test_run_writes_results_matrix_and_plots(finished_run):
     assert str(out / "results.json") in done.stdout
 
 
-def test_resume_of_a_finished_run_says_so_and_exits_0(finished_run):
+def test_resume_of_a_finished_run_says_so_and_exits_0(finished_run, cli):
     out, _ = finished_run
-    done = clearn("run", "--out", str(out), "--resume")
-    assert done.returncode == 0 and "already finished" in done.stdout
+    code, printed, _ = cli("run", "--out", str(out), "--resume")
+    assert code == 0 and "already finished" in printed
 
 
-def test_results_folder_is_never_silently_overwritten(finished_run):
+def test_results_folder_is_never_silently_overwritten(finished_run, cli):
     out, _ = finished_run
     before = (out / "results.json").read_bytes()
-    done = clearn("run", *QUICK, "--out", str(out))
-    assert done.returncode == 2 and "--resume" in done.stderr
+    code, _, error = cli("run", *QUICK, "--out", str(out))
+    assert code == 2 and "--resume" in error
     assert (out / "results.json").read_bytes() == before
 
 
-def test_plot_redraws_and_compare_tabulates(finished_run, tmp_path):
+def test_plot_redraws_and_compare_tabulates(finished_run, tmp_path, cli):
     out, _ = finished_run
     (out / "capacity.png").unlink()
-    assert clearn("plot", str(out)).returncode == 0
+    assert cli("plot", str(out))[0] == 0
     assert (out / "capacity.png").is_file()
-    done = clearn("compare", str(out), str(out), "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
+    code, _, error = cli("compare", str(out), str(out), "--out", str(tmp_path))
+    assert code == 0, error
     table = (tmp_path / "comparison.md").read_text()
     assert table.count("| epn α=2 | permuted-digits | 3 |") == 2
     assert (tmp_path / "average_accuracy.png").is_file()
@@ -167,45 +180,45 @@ def test_killed_run_resumes_to_the_same_results(tmp_path):
         (["--scenario", "split-mnist", "--data-root", "{tmp}"], "no IDX files"),
     ],
 )
-def test_bad_input_is_a_one_line_error_with_exit_code_2(args, message, tmp_path):
+def test_bad_input_is_a_one_line_error_with_exit_code_2(args, message, tmp_path, cli):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    done = clearn("run", *args, "--out", str(tmp_path / "out"))
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    code, _, error = cli("run", *args, "--out", str(tmp_path / "out"))
+    assert code == 2, error
+    assert message in error
+    assert len(error.strip().splitlines()) == 1
 
 
-def test_missing_mnist_says_where_it_looked(tmp_path):
-    done = clearn(
-        "run",
-        "--scenario",
-        "split-mnist",
-        "--data-root",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "out"),
-    )
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
+    done = clearn("run", "--gamma", "1.5", "--out", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert str(tmp_path / "MNIST" / "raw") in done.stderr and "--download" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_unwritable_output_folder_is_a_clear_error(tmp_path):
+def test_missing_mnist_says_where_it_looked(tmp_path, cli):
+    code, _, error = cli(
+        "run", "--scenario", "split-mnist", "--data-root", str(tmp_path), "--out",
+        str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 2
+    assert str(tmp_path / "MNIST" / "raw") in error and "--download" in error
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path, cli):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    done = clearn("run", *QUICK, "--out", str(blocker / "out"))
-    assert done.returncode == 2 and "not writable" in done.stderr
+    code, _, error = cli("run", *QUICK, "--out", str(blocker / "out"))
+    assert code == 2 and "not writable" in error
 
 
-def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path, cli):
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "last.pt").write_bytes(b"not a checkpoint")
-    done = clearn("run", "--out", str(tmp_path / "run"), "--resume")
-    assert done.returncode == 2 and "cannot read the checkpoint" in done.stderr
+    code, _, error = cli("run", "--out", str(tmp_path / "run"), "--resume")
+    assert code == 2 and "cannot read the checkpoint" in error
     torch.save({"weights": torch.zeros(2)}, folder / "last.pt")
-    done = clearn("run", "--out", str(tmp_path / "run"), "--resume")
-    assert done.returncode == 2 and "not a clearn checkpoint" in done.stderr
+    code, _, error = cli("run", "--out", str(tmp_path / "run"), "--resume")
+    assert code == 2 and "not a clearn checkpoint" in error
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
