@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from clearn.io import write_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
@@ -19,20 +19,10 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, content: dict[str, Any]) -> Path:
-    """torch.save `content` (plus a format marker) to a temporary file, then rename it over."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save({"format": CHECKPOINT_FORMAT, **content}, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    """torch.save `content` (plus a format marker), atomically."""
+    return write_atomic(
+        path, lambda stream: torch.save({"format": CHECKPOINT_FORMAT, **content}, stream)
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
