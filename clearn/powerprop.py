@@ -76,12 +76,24 @@ class PowerPropagation(nn.Module):
         super().__init__()
         self.alpha: float = check_alpha(alpha)
         """The exponent α; 1 leaves the weight unchanged."""
+        self._no_grad_weight: tuple[tuple[int, int], Tensor] | None = None
 
     def forward(self, theta: Tensor) -> Tensor:
-        """Effective weight used by the layer."""
+        """Effective weight used by the layer.
+
+        Without gradients (evaluation), the result is reused until θ changes — its storage or
+        its version counter, which every in-place update bumps — so that evaluating a
+        mixed-task batch, one forward pass per task, computes the power once.
+        """
         if self.alpha == 1.0:
             return theta
-        return _SignedPower.apply(theta, self.alpha)
+        if torch.is_grad_enabled():
+            self._no_grad_weight = None
+            return _SignedPower.apply(theta, self.alpha)
+        key = (theta.data_ptr(), theta._version)
+        if self._no_grad_weight is None or self._no_grad_weight[0] != key:
+            self._no_grad_weight = (key, _SignedPower.apply(theta, self.alpha))
+        return self._no_grad_weight[1]
 
     def right_inverse(self, weight: Tensor) -> Tensor:
         """θ = sign(w)·|w|^(1/α): the stored value whose effective weight is `weight`.

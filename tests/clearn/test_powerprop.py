@@ -145,3 +145,16 @@ def test_small_weights_move_less_than_large_ones_under_sgd():
     torch.optim.SGD(layer.parameters(), lr=0.01).step()
     step = (layer.weight.detach() - before).abs()[0]
     assert step[0] < 0.01 * step[1]
+
+
+def test_evaluation_reuses_the_power_until_theta_changes():
+    layer = apply_powerprop(nn.Linear(6, 3), alpha=3.0)
+    theta = layer.parametrizations.weight.original
+    with torch.no_grad():
+        first = layer.weight
+        assert layer.weight is first
+        theta.mul_(2.0)
+        changed = layer.weight
+    assert changed is not first
+    torch.testing.assert_close(changed, theta.sign() * theta.abs().pow(3.0))
+    assert layer.weight.requires_grad  # with gradients, computed afresh each time
