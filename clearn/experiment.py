@@ -270,7 +270,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
         final_metrics = {
             k: v
             for k, v in evaluator.get_last_metrics().items()
-            if "_Stream" in k or "Stream" in k.split("/")[0]
+            if "Stream" in k.split("/")[0]
         }
     finally:
         for logger in loggers:
