@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -16,42 +15,42 @@ import tempfile
 
 from benchmarks.common import save_result
 
+_CHILD = (
+    "import resource, sys; from clearn.cli import main; code = main(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+)
+
 
 def _measure(tasks: int, folder: str) -> dict:
+    """Run one stream in a child process that prints its own peak RSS (KiB) last."""
     out = f"{folder}/scale-{tasks}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "clearn",
-            "run",
-            "--scenario",
-            "permuted-digits",
-            "--strategy",
-            "epn",
-            "--alpha",
-            "2",
-            "--tasks",
-            str(tasks),
-            "--epochs",
-            "1",
-            "--eval-every-tasks",
-            "50",
-            "--out",
-            out,
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    arguments = [
+        "run",
+        "--scenario",
+        "permuted-digits",
+        "--strategy",
+        "epn",
+        "--alpha",
+        "2",
+        "--tasks",
+        str(tasks),
+        "--epochs",
+        "1",
+        "--eval-every-tasks",
+        "50",
+        "--out",
+        out,
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, *arguments], check=True, capture_output=True, text=True
     )
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kib = int(done.stdout.strip().splitlines()[-1])
     results = json.loads(open(f"{out}/results.json").read())
     seconds = results["train_seconds_per_task"]
     tenth = max(1, tasks // 10)
     return {
         "tasks": tasks,
-        "peak_rss_mib": max(peak_kib, before) / 1024,
+        "peak_rss_mib": peak_kib / 1024,
         "first_tenth_s_per_task": statistics.fmean(seconds[:tenth]),
         "last_tenth_s_per_task": statistics.fmean(seconds[-tenth:]),
         "acc": results["acc"],
