@@ -3,14 +3,13 @@ Naive epoch with Avalanche's own loader vs with TensorLoaderPlugin, side by side
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
-from benchmarks.common import save_result
+from benchmarks.common import main, save_result
 from clearn.models import mlp
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 from scenarios.streams import build_stream
@@ -85,6 +84,4 @@ def run(*, quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

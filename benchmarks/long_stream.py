@@ -6,11 +6,9 @@ falls under 5%. Target: α > 1 holds at least twice as many tasks (or ACC 10 poi
 
 from __future__ import annotations
 
-import argparse
-
-from benchmarks.common import RESULTS_DIR, save_result
+from benchmarks.common import RESULTS_DIR, main, save_result
 from clearn.config import RunConfig
-from clearn.experiment import run_experiment
+from clearn.experiment import run_or_reuse
 from clearn.plots import plot_average_accuracy, plot_free_capacity
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
@@ -37,10 +35,7 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, 2.0)) -> dict:
             epochs=1,
             eval_every_tasks=10,
         )
-        out = folder / f"alpha{alpha:g}"
-        finished = (out / "results.json").exists()
-        resume = finished or (out / "checkpoints" / "last.pt").exists()
-        runs[alpha] = run_experiment(config, out, resume=resume)
+        runs[alpha] = run_or_reuse(config, folder / f"alpha{alpha:g}")
     free = {a: [r["free_fraction"] for r in results["task_reports"]] for a, results in runs.items()}
     print(f"Long stream: permuted-{dataset}, {tasks} tasks x 1 epoch, epn, gamma 0.95")
     print(
@@ -72,6 +67,4 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, 2.0)) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

@@ -6,7 +6,6 @@ EfficientPackNet search's time as a share of the task's training time.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
@@ -15,7 +14,7 @@ from avalanche.models.packnet import PackNetModel
 from avalanche.training import Naive, PackNet
 from avalanche.training.plugins import EvaluationPlugin
 
-from benchmarks.common import save_result
+from benchmarks.common import main, save_result
 from clearn.models import mlp
 from clearn.network import TaskNetwork
 from scenarios.datasets import DEBIAN_FASHION_MNIST
@@ -164,6 +163,4 @@ def run(*, quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

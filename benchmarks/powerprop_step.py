@@ -6,13 +6,11 @@ backward autograd derives: the cost clearn's hand-written gradient is meant to c
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from benchmarks.common import median_seconds, save_result
+from benchmarks.common import main, median_seconds, save_result
 from clearn.models import mlp
 from clearn.powerprop import apply_powerprop, prunable_layers
 
@@ -90,6 +88,4 @@ def run(*, quick: bool = False, alpha: float = 3.0) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

@@ -7,16 +7,14 @@ tasks, 5 epochs, batch 10, as in the WSN paper), run on whichever MNIST-family d
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 from pathlib import Path
 
 import tomllib
 
-from benchmarks.common import RESULTS_DIR, save_result
+from benchmarks.common import RESULTS_DIR, main, save_result
 from clearn.config import RunConfig
-from clearn.experiment import run_experiment
+from clearn.experiment import run_or_reuse
 from scenarios.datasets import DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
 
 VARIANTS = {
@@ -72,11 +70,7 @@ def _run_grid(
         for seed in seeds:
             out = folder / scenario / name.replace(" ", "_").replace("=", "") / f"seed{seed}"
             config = RunConfig(scenario=scenario, seed=seed, **base, **options)
-            if (out / "results.json").exists():
-                results = json.loads((out / "results.json").read_text())
-            else:
-                resume = (out / "checkpoints" / "last.pt").exists()
-                results = run_experiment(config, out, resume=resume)
+            results = run_or_reuse(config, out)
             rows.setdefault(name, []).append(results)
     return rows
 
@@ -147,6 +141,4 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

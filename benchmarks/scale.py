@@ -6,14 +6,13 @@ Time per task must stay flat as tasks accumulate; evaluation of earlier tasks ru
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from benchmarks.common import save_result
+from benchmarks.common import main, save_result
 
 _CHILD = (
     "import resource, sys; from clearn.cli import main; code = main(sys.argv[1:]); "
@@ -79,6 +78,4 @@ def run(*, quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 
 import torch
 from torch import nn
 
-from benchmarks.common import save_result
+from benchmarks.common import main, save_result
 from benchmarks.packing_vs_avalanche import avalanche_packnet
 from clearn.config import RunConfig
 from clearn.experiment import run_experiment
@@ -151,6 +150,4 @@ def run(*, quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(quick=parser.parse_args().quick)
+    main(run, __doc__)

@@ -31,7 +31,7 @@ from clearn.plots import (
 )
 from clearn.powerprop import effective_weights
 
-__all__ = ["ResultsExistError", "draw_plots", "run_experiment"]
+__all__ = ["ResultsExistError", "draw_plots", "run_experiment", "run_or_reuse"]
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 RESULTS = "results.json"
@@ -268,9 +268,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 },
             )
         final_metrics = {
-            k: v
-            for k, v in evaluator.get_last_metrics().items()
-            if "Stream" in k.split("/")[0]
+            k: v for k, v in evaluator.get_last_metrics().items() if "Stream" in k.split("/")[0]
         }
     finally:
         for logger in loggers:
@@ -285,6 +283,13 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     checkpoint = load_checkpoint(out / CHECKPOINT)
     save_checkpoint(out / CHECKPOINT, {**checkpoint, "finished": True})
     return results
+
+
+def run_or_reuse(config: RunConfig, out: str | Path) -> dict[str, Any]:
+    """Results of the run in `out`: read back when finished, resumed when started, else run."""
+    out = Path(out)
+    started = (out / RESULTS).exists() or (out / CHECKPOINT).exists()
+    return run_experiment(config, out, resume=started)
 
 
 def _report(saved: dict[str, Any]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from clearn.config import RunConfig
-from clearn.experiment import run_experiment
+from clearn.experiment import run_or_reuse
 from clearn.io import write_json_atomic
 from clearn.plots import plot_frontier
 
@@ -55,12 +54,7 @@ def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Pat
     for options in tqdm(combinations, desc="sweep", unit="run"):
         config = dataclasses.replace(base, **options).validate()
         folder = out / _run_name(options)
-        results_file = folder / "results.json"
-        if results_file.exists():
-            results = json.loads(results_file.read_text())
-        else:
-            resume = (folder / "checkpoints" / "last.pt").exists()
-            results = run_experiment(config, folder, resume=resume)
+        results = run_or_reuse(config, folder)
         points.append(_point(options, {**results, "folder": str(folder)}))
         write_json_atomic(out / "sweep.json", {"base": base.to_dict(), "points": points})
     (out / "sweep.md").write_text(sweep_table(points) + "\n")
