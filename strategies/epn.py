@@ -105,7 +105,6 @@ class PackingPlugin(SupervisedPlugin):
         kept = 1.0 - self.prune_fraction
         if self.packer.frozen_features:
             kept = 0.0
-            self.packer.prune(kept)
         elif self.mode == "epn":
 
             def evaluate() -> float:
@@ -115,8 +114,7 @@ class PackingPlugin(SupervisedPlugin):
             search = self.packer.search(evaluate, gamma=self.gamma)
             kept, unpruned, pruned = search.kept, search.reference, search.score
             evaluations = len(search.evaluations) + 1
-            self.packer.prune(kept)
-        elif self.packer.phase is Phase.TRAINING:  # fewer epochs than retrain_epochs + 1
+        if self.packer.phase is Phase.TRAINING:  # packnet prunes earlier, after its epochs
             self.packer.prune(kept)
         self.packer.end_task()
         report = TaskReport(
