@@ -226,6 +226,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
             vars(plugin).update(state["plugins"][name])
         matrix, seconds = state["matrix"], state["train_seconds"]
         _set_rng_state(state["rng"])
+    checkpoint = state  # the last saved checkpoint; replaced after every trained task
     try:
         start_task = len(matrix)
         experiences = stream.benchmark.train_stream
@@ -251,22 +252,20 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 row[j] = float(metrics[_accuracy_key(j)])
             matrix.append(row)
             progress.write(_task_line(task, row[task], seconds[-1], assembled))
-            save_checkpoint(
-                out / CHECKPOINT,
-                {
-                    "config": config.to_dict(),
-                    "matrix": matrix,
-                    "train_seconds": seconds,
-                    "model": assembled.model.state_dict(),
-                    "optimizer": strategy.optimizer.state_dict(),
-                    "packer": assembled.packing.packer.state_dict() if assembled.packing else None,
-                    "reports": [dataclasses.asdict(r) for r in assembled.packing.reports]
-                    if assembled.packing
-                    else [],
-                    "plugins": {n: dict(vars(p)) for n, p in _baseline_plugins(strategy).items()},
-                    "rng": _rng_state(),
-                },
-            )
+            checkpoint = {
+                "config": config.to_dict(),
+                "matrix": matrix,
+                "train_seconds": seconds,
+                "model": assembled.model.state_dict(),
+                "optimizer": strategy.optimizer.state_dict(),
+                "packer": assembled.packing.packer.state_dict() if assembled.packing else None,
+                "reports": [dataclasses.asdict(r) for r in assembled.packing.reports]
+                if assembled.packing
+                else [],
+                "plugins": {n: dict(vars(p)) for n, p in _baseline_plugins(strategy).items()},
+                "rng": _rng_state(),
+            }
+            save_checkpoint(out / CHECKPOINT, checkpoint)
         final_metrics = {
             k: v for k, v in evaluator.get_last_metrics().items() if "Stream" in k.split("/")[0]
         }
@@ -276,11 +275,12 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 logger.close()
         log.close()
     results = _results(config, stream, matrix, seconds, assembled, final_metrics, resumed=resume)
-    write_json_atomic(out / RESULTS, results)
+    write_json_atomic(
+        out / RESULTS, results
+    )  # saved before plotting, so a plot error loses nothing
     _write_matrix_csv(matrix, out / "accuracy_matrix.csv")
     results["plots"] = [str(p) for p in draw_plots(results, out)]
     write_json_atomic(out / RESULTS, results)
-    checkpoint = load_checkpoint(out / CHECKPOINT)
     save_checkpoint(out / CHECKPOINT, {**checkpoint, "finished": True})
     return results
 

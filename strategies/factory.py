@@ -96,6 +96,9 @@ def assemble(
     model.to(device)
     optimizer = make_optimizer(config, model.parameters())
     common = dict(
+        model=model,
+        optimizer=optimizer,
+        criterion=nn.CrossEntropyLoss(),
         train_mb_size=config.batch_size,
         train_epochs=config.epochs,
         eval_mb_size=1000,
@@ -103,44 +106,31 @@ def assemble(
         plugins=plugins,
         evaluator=evaluator,
     )
-    criterion = nn.CrossEntropyLoss()
     strength = config.regularisation
     if config.strategy == "avalanche-packnet":
         strategy = PackNet(
-            model=model,
-            optimizer=optimizer,
-            criterion=criterion,
             post_prune_epochs=config.retrain_epochs,
             prune_proportion=config.prune_fraction,
             **common,
         )
     elif config.strategy == "ewc":
         strategy = EWC(
-            model=model,
-            optimizer=optimizer,
-            criterion=criterion,
             ewc_lambda=strength or BASELINE_DEFAULTS["ewc"],
             **common,
         )
     elif config.strategy == "si":
         strategy = SynapticIntelligence(
-            model=model,
-            optimizer=optimizer,
-            criterion=criterion,
             si_lambda=strength or BASELINE_DEFAULTS["si"],
             **common,
         )
     elif config.strategy == "lwf":
         strategy = LwF(
-            model=model,
-            optimizer=optimizer,
-            criterion=criterion,
             alpha=strength or BASELINE_DEFAULTS["lwf"],
             temperature=LWF_TEMPERATURE,
             **common,
         )
     elif config.strategy == "joint":
-        strategy = JointTraining(model=model, optimizer=optimizer, criterion=criterion, **common)
+        strategy = JointTraining(**common)
     else:
-        strategy = Naive(model=model, optimizer=optimizer, criterion=criterion, **common)
+        strategy = Naive(**common)
     return Assembled(strategy, model, network, packing)
