@@ -46,6 +46,32 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _varied_option(text: str) -> tuple[str, list]:
+    """`FIELD=V1,V2,...` → (field, values); each value read as a TOML value, else as text."""
+    import dataclasses
+
+    import tomllib
+
+    from clearn.config import RunConfig
+
+    field, _, values = text.partition("=")
+    field = field.strip().replace("-", "_")
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    if field not in known or not values:
+        raise argparse.ArgumentTypeError(
+            f"expected FIELD=V1,V2 with a run option as FIELD, got {text!r}; "
+            f"options: {', '.join(sorted(known))}"
+        )
+
+    def parse(value: str):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+
+    return field, [parse(v.strip()) for v in values.split(",")]
+
+
 def _default_device() -> str:
     import torch
 
@@ -118,7 +144,7 @@ def _run_prune_curve(args: argparse.Namespace) -> None:
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from clearn.config import MODELS, OPTIMIZERS, STRATEGIES
+    from clearn.config import FREE_WEIGHTS, MODELS, OPTIMIZERS, STRATEGIES
 
     parser = commands.add_parser(
         "run",
@@ -143,6 +169,10 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--prune-fraction", type=float, help="packnet: share pruned per task")
     parser.add_argument("--retrain-epochs", type=int, help="packnet: epochs after pruning")
     parser.add_argument("--scope", choices=["layer", "global"])
+    parser.add_argument("--init-scale", type=_positive_float, help="factor on the default init")
+    parser.add_argument(
+        "--free-weights", choices=FREE_WEIGHTS, help="redraw free weights per task, or keep them"
+    )
     parser.add_argument("--regularisation", type=float, help="lambda of ewc/si, alpha of lwf")
     parser.add_argument(
         "--eval-every-tasks",
@@ -237,6 +267,18 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lrs", type=_positive_float, nargs="+", default=None)
     parser.add_argument("--optimizers", nargs="+", default=None)
     parser.add_argument("--scopes", nargs="+", default=None)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="repeat each setting per seed"
+    )
+    parser.add_argument(
+        "--vary",
+        type=_varied_option,
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="any other run option over several values, e.g. momentum=0,0.9 or "
+        "free_weights=redraw,keep (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
     parser.set_defaults(handler=_sweep)
 
@@ -260,7 +302,10 @@ def _sweep(args: argparse.Namespace) -> None:
     for field, values in (("lr", args.lrs), ("optimizer", args.optimizers), ("scope", args.scopes)):
         if values:
             grid[field] = values
+    grid.update(args.vary)
     grid["gamma"] = args.gammas
+    if args.seeds:
+        grid["seed"] = args.seeds
     points = run_sweep(base, grid, args.out)
     print(sweep_table(points))
     print(f"table:    {args.out / 'sweep.md'}\nfrontier: {args.out / 'frontier.png'}")

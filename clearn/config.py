@@ -13,11 +13,20 @@ import tomllib
 from clearn.epn import check_gamma
 from clearn.powerprop import check_alpha
 
-__all__ = ["MODELS", "OPTIMIZERS", "STRATEGIES", "RunConfig", "read_config", "write_config"]
+__all__ = [
+    "FREE_WEIGHTS",
+    "MODELS",
+    "OPTIMIZERS",
+    "STRATEGIES",
+    "RunConfig",
+    "read_config",
+    "write_config",
+]
 
 STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+FREE_WEIGHTS = ("redraw", "keep")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +54,11 @@ class RunConfig:
     retrain_epochs: int = 1
     """Classic PackNet: epochs of retraining the survivors (counted within `epochs`)."""
     scope: str = "layer"
+    init_scale: float = 1.0
+    """`epn` / `packnet`: factor on PyTorch's default init of the backbone's weights."""
+    free_weights: str = "redraw"
+    """`epn` / `packnet`: "redraw" the free weights before each task, or "keep" the trained
+    values that earlier tasks pruned away."""
     regularisation: float | None = None
     """λ of ewc / si, α of lwf; None takes the baseline's default."""
     eval_every_tasks: int = 1
@@ -92,6 +106,12 @@ class RunConfig:
             raise ValueError(f"hidden needs positive layer widths, got {self.hidden}")
         if self.scope not in ("layer", "global"):
             raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
+        if not self.init_scale > 0:
+            raise ValueError(f"init_scale must be positive, got {self.init_scale}")
+        if self.free_weights not in FREE_WEIGHTS:
+            raise ValueError(
+                f"free_weights must be one of {', '.join(FREE_WEIGHTS)}, got {self.free_weights!r}"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

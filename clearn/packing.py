@@ -57,9 +57,22 @@ class TaskPacker:
     BatchNorm running statistics) are trained with the first task, then frozen.
     """
 
-    def __init__(self, network: TaskNetwork, *, scope: Scope = "layer", seed: int = 0) -> None:
+    def __init__(
+        self,
+        network: TaskNetwork,
+        *,
+        scope: Scope = "layer",
+        seed: int = 0,
+        init_scale: float = 1.0,
+        redraw_free: bool = True,
+    ) -> None:
         self.network = network
         self.scope: Scope = scope
+        self.init_scale = init_scale
+        """Factor on PyTorch's default init for every weight drawn (the first task's too)."""
+        self.redraw_free = redraw_free
+        """Redraw the free weights before each task; False lets later tasks start from the
+        trained values their predecessors pruned away (the first task always draws)."""
         self.phase = Phase.IDLE
         self.task: int | None = None
         """Task of the current round (0-based), None when idle."""
@@ -94,7 +107,7 @@ class TaskPacker:
         ]
 
     def begin_task(self, task: int, *, allow_frozen_features: bool = False) -> None:
-        """IDLE → TRAINING. Redraw the free weights and freeze everything not task `task`'s.
+        """IDLE → TRAINING. Redraw the free weights, freeze everything not task `task`'s.
 
         Tasks come in order 0, 1, 2, …. With no free weight left this raises
         CapacityExhaustedError, unless `allow_frozen_features` lets the task train its head
@@ -115,9 +128,12 @@ class TaskPacker:
                 f"or the prune fraction's kept share (PackNet), use a bigger backbone, or "
                 f"allow training the head on frozen features (allow_frozen_features=True)"
             )
-        layers = self._layers
-        for name, mask in network.masks.items():
-            reinitialise_(layers[name], mask.owner == FREE, self._generator)
+        if task == 0 or self.redraw_free:
+            layers = self._layers
+            for name, mask in network.masks.items():
+                reinitialise_(
+                    layers[name], mask.owner == FREE, self._generator, scale=self.init_scale
+                )
         self._frozen = self._snapshot(task)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task

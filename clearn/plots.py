@@ -172,7 +172,8 @@ def plot_frontier(
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """Mean final accuracy vs capacity used, one point per γ, one line per other setting."""
+    """Mean final accuracy vs capacity used, one point per γ, one line per other setting;
+    points that are means over seeds get ± one standard deviation as error bars."""
     figure, axes = plt.subplots(figsize=(6.8, 4.4))
     groups: dict[str, list] = {}
     for point in points:
@@ -188,12 +189,15 @@ def plot_frontier(
         groups.setdefault(label, []).append(point)
     for label, group in groups.items():
         group.sort(key=lambda p: p["capacity_used"])
-        axes.plot(
+        axes.errorbar(
             [100 * p["capacity_used"] for p in group],
             [100 * p["acc"] for p in group],
+            xerr=[100 * (p.get("capacity_std") or 0.0) for p in group],
+            yerr=[100 * (p.get("acc_std") or 0.0) for p in group],
             marker="o",
             ms=4,
-            label=label,
+            capsize=2,
+            label=label + (f" ({group[0]['seeds']} seeds)" if "seeds" in group[0] else ""),
         )
         for p in group:
             if "gamma" in p:

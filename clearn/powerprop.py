@@ -173,17 +173,24 @@ def stored_weight(layer: nn.Module) -> nn.Parameter:
 
 @torch.no_grad()
 def reinitialise_(
-    layer: nn.Module, where: Tensor, generator: torch.Generator | None = None
+    layer: nn.Module,
+    where: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    scale: float = 1.0,
 ) -> None:
     """Draw fresh initial weights where `where` is True (Powerprop init when parametrized).
 
-    The draw is PyTorch's default for Linear and Conv layers, kaiming_uniform(a=√5), and
-    θ = sign(u)·|u|^(1/α) so that the effective weight has that distribution. Freed weights
-    must be redrawn, not zeroed: under Powerprop a weight at 0 never moves again.
+    The draw is PyTorch's default for Linear and Conv layers, kaiming_uniform(a=√5), times
+    `scale`, and θ = sign(u)·|u|^(1/α) so that the effective weight has that distribution.
+    Freed weights must be redrawn, not zeroed: under Powerprop a weight at 0 never moves again.
     """
+    if not scale > 0:
+        raise ValueError(f"the init scale must be positive, got {scale!r}")
     theta = stored_weight(layer)
     fresh = torch.empty(theta.shape, dtype=theta.dtype)
     nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+    fresh *= scale
     alpha = powerprop_alpha(layer)
     if alpha != 1.0:
         fresh = fresh.sign() * fresh.abs().pow(1.0 / alpha)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from clearn.experiment import run_or_reuse
 from clearn.io import write_json_atomic
 from clearn.plots import plot_frontier
 
-__all__ = ["run_sweep", "sweep_table"]
+__all__ = ["RESULT_KEYS", "run_sweep", "seed_means", "sweep_table"]
+
+RESULT_KEYS = ("acc", "capacity_used", "free_fraction", "train_seconds", "folder")
+"""Keys of a sweep point that hold results; every other key is a run option."""
 
 
 def _run_name(options: Mapping[str, Any]) -> str:
@@ -57,11 +61,12 @@ def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Pat
         results = run_or_reuse(config, folder)
         points.append(_point(options, {**results, "folder": str(folder)}))
         write_json_atomic(out / "sweep.json", {"base": base.to_dict(), "points": points})
-    (out / "sweep.md").write_text(sweep_table(points) + "\n")
+    shown = seed_means(points) if "seed" in grid else points
+    (out / "sweep.md").write_text(sweep_table(shown) + "\n")
     if "gamma" in grid:
-        series = [k for k in keys if k != "gamma"]
+        series = [k for k in keys if k not in ("gamma", "seed")]
         plot_frontier(
-            points,
+            shown,
             series_keys=series,
             path=out / "frontier.png",
             title=f"{base.scenario}, {base.tasks or 'default'} tasks, {base.epochs} epochs/task",
@@ -69,26 +74,62 @@ def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Pat
     return points
 
 
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def seed_means(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One point per setting: mean and std over its seeds of ACC and capacity used."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for point in points:
+        setting = tuple((k, v) for k, v in point.items() if k not in RESULT_KEYS and k != "seed")
+        groups.setdefault(setting, []).append(point)
+    means = []
+    for setting, group in groups.items():
+        accuracies = [p["acc"] for p in group]
+        used = [p["capacity_used"] for p in group if p["capacity_used"] is not None]
+        free = [p["free_fraction"] for p in group if p["free_fraction"] is not None]
+        means.append(
+            {
+                **dict(setting),
+                "seeds": len(group),
+                "acc": statistics.fmean(accuracies),
+                "acc_std": _spread(accuracies),
+                "capacity_used": statistics.fmean(used) if used else None,
+                "capacity_std": _spread(used) if used else None,
+                "free_fraction": statistics.fmean(free) if free else None,
+                "train_seconds": statistics.fmean(p["train_seconds"] for p in group),
+            }
+        )
+    return means
+
+
+def _percent(point: Mapping[str, Any], key: str) -> str:
+    value = point.get(key)
+    if value is None:
+        return "–"
+    spread = point.get(f"{key.removesuffix('_used')}_std")
+    return f"{100 * value:.1f}" + ("" if spread is None else f" ± {100 * spread:.1f}")
+
+
 def sweep_table(points: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown table of a sweep's points: options, ACC, capacity used, free, time."""
+    """Markdown table of a sweep's points (or of their `seed_means`): options, ACC, capacity
+    used, free, time; means over seeds come with ± one standard deviation."""
     options = [
-        k
-        for k in points[0]
-        if k not in ("acc", "capacity_used", "free_fraction", "train_seconds", "folder")
+        k for k in points[0] if k not in RESULT_KEYS and k not in ("acc_std", "capacity_std")
     ]
     lines = [
         "| " + " | ".join(options) + " | ACC % | capacity used % | free % | train s |",
         "|" + "---|" * (len(options) + 4),
     ]
     for point in points:
-        used = point["capacity_used"]
         free = point["free_fraction"]
         lines.append(
             "| "
             + " | ".join(
                 f"{point[k]:g}" if isinstance(point[k], float) else str(point[k]) for k in options
             )
-            + f" | {100 * point['acc']:.1f} | {'–' if used is None else f'{100 * used:.1f}'} | "
+            + f" | {_percent(point, 'acc')} | {_percent(point, 'capacity_used')} | "
             f"{'–' if free is None else f'{100 * free:.1f}'} | {point['train_seconds']:.0f} |"
         )
     return "\n".join(lines)

@@ -58,6 +58,8 @@ class PackingPlugin(SupervisedPlugin):
         scope: Scope = "layer",
         allow_frozen_features: bool = False,
         seed: int = 0,
+        init_scale: float = 1.0,
+        redraw_free: bool = True,
         verbose: bool = False,
     ) -> None:
         super().__init__()
@@ -69,7 +71,9 @@ class PackingPlugin(SupervisedPlugin):
             raise ValueError(f"prune_fraction must be in [0, 1), got {prune_fraction}")
         self.gamma = check_gamma(gamma)
         self.network = network
-        self.packer = TaskPacker(network, scope=scope, seed=seed)
+        self.packer = TaskPacker(
+            network, scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
+        )
         self.valid_stream = valid_stream
         self.mode = mode
         self.prune_fraction = prune_fraction

@@ -80,6 +80,8 @@ def assemble(
             scope=config.scope,
             allow_frozen_features=config.allow_frozen_features,
             seed=config.seed,
+            init_scale=config.init_scale,
+            redraw_free=config.free_weights == "redraw",
         )
         plugins.append(packing)
         model: nn.Module = AvalancheTaskNetwork(network)

@@ -4,6 +4,7 @@ from torch import nn
 
 from clearn.network import TaskNetwork, UnknownTaskError
 from clearn.packing import CapacityExhaustedError, Phase, PhaseError, TaskPacker
+from clearn.powerprop import effective_weights, stored_weight
 from clearn.task_mask import task_masks
 
 INPUTS = 12
@@ -195,3 +196,29 @@ def test_running_out_of_capacity_names_the_options_or_trains_the_head_only():
     packer.end_task()
     assert not torch.equal(net.heads[1].weight, head_before)
     assert torch.equal(logits(net, 0), before)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 3.0])
+def test_free_weights_are_redrawn_per_task_or_kept_as_trained(alpha):
+    for redraw in (True, False):
+        net = network(alpha=alpha)
+        packer = TaskPacker(net, redraw_free=redraw)
+        train_task(packer, torch.optim.SGD(net.parameters(), lr=0.1), 0)
+        mask = net.masks["1"]
+        freed = mask.owner == 0
+        before = stored_weight(net.backbone[1]).detach().clone()
+        packer.begin_task(1)
+        after = stored_weight(net.backbone[1]).detach()
+        assert torch.equal(after[~freed], before[~freed])  # task 0's weights untouched
+        assert torch.equal(after[freed], before[freed]) is not redraw
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+def test_init_scale_multiplies_the_effective_initial_weights(alpha):
+    spreads = {}
+    for scale in (1.0, 0.25):
+        net = network(alpha=alpha)
+        TaskPacker(net, seed=3, init_scale=scale).begin_task(0)
+        net.select(None)
+        spreads[scale] = float(effective_weights(net.backbone)["1"].abs().max())
+    assert spreads[0.25] == pytest.approx(0.25 * spreads[1.0], rel=1e-5)

@@ -1,7 +1,9 @@
 import json
 
+import pytest
+
 from clearn.config import RunConfig
-from clearn.sweep import run_sweep
+from clearn.sweep import run_sweep, seed_means, sweep_table
 
 
 def test_sweep_runs_the_grid_draws_the_frontier_and_reuses_finished_runs(tmp_path):
@@ -25,3 +27,49 @@ def test_sweep_runs_the_grid_draws_the_frontier_and_reuses_finished_runs(tmp_pat
     assert results.stat().st_mtime_ns == stamp
     assert [p["acc"] for p in again] == [p["acc"] for p in points]
     assert len(json.loads((tmp_path / "sweep.json").read_text())["points"]) == 2
+
+
+def test_seed_means_average_each_setting_over_its_seeds_only():
+    points = [
+        {
+            "alpha": 1.0,
+            "gamma": 0.9,
+            "seed": s,
+            "acc": a,
+            "capacity_used": c,
+            "free_fraction": 1 - c,
+            "train_seconds": 2.0,
+            "folder": f"f{s}",
+        }
+        for s, a, c in ((0, 0.70, 0.40), (1, 0.80, 0.60))
+    ] + [
+        {
+            "alpha": 4.0,
+            "gamma": 0.9,
+            "seed": 0,
+            "acc": 0.75,
+            "capacity_used": 0.2,
+            "free_fraction": 0.8,
+            "train_seconds": 3.0,
+            "folder": "g",
+        }
+    ]
+    means = seed_means(points)
+    assert [(m["alpha"], m["seeds"]) for m in means] == [(1.0, 2), (4.0, 1)]
+    assert means[0]["acc"] == pytest.approx(0.75)
+    assert means[0]["capacity_used"] == pytest.approx(0.5)
+    assert means[0]["acc_std"] == pytest.approx(0.0707, abs=1e-4)
+    assert means[1]["acc_std"] == 0.0
+    table = sweep_table(means)
+    assert "| 1 | 0.9 | 2 | 75.0 ± 7.1 | 50.0 ± 14.1 |" in table
+
+
+def test_sweep_over_seeds_and_a_varied_option_writes_seed_means(tmp_path):
+    base = RunConfig(scenario="split-digits", tasks=2, epochs=1, hidden=[16])
+    grid = {"alpha": [2.0], "free_weights": ["redraw", "keep"], "gamma": [0.9], "seed": [0, 1]}
+    points = run_sweep(base, grid, tmp_path)
+    assert len(points) == 4
+    assert (tmp_path / "alpha-2_free_weights-keep_gamma-0.9_seed-1" / "results.json").is_file()
+    table = (tmp_path / "sweep.md").read_text()
+    assert "| 2 | keep | 0.9 | 2 |" in table
+    assert "±" in table
