@@ -18,6 +18,7 @@ __all__ = [
     "plot_capacity",
     "plot_free_capacity",
     "plot_frontier",
+    "plot_mechanism",
     "plot_prune_curve",
     "plot_task_accuracy",
     "plot_weight_histogram",
@@ -227,4 +228,60 @@ def plot_free_capacity(free: Mapping[str, Sequence[float]], path: str | Path) ->
     axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_mechanism(study: Mapping[str, Any], path: str | Path) -> Path:
+    """Four panels per α: |w| histogram, movement by initial magnitude, init/final ranking
+    overlap, and per-layer sensitivity (accuracy with only that layer pruned)."""
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7.6))
+    kept = [100 * k for k in study["kept"]]
+    for index, (alpha, s) in enumerate(study["alphas"].items()):
+        colour, label = f"C{index}", f"α={alpha}"
+        edges = np.asarray(s["histogram"]["edges"])
+        axes[0, 0].stairs(s["histogram"]["counts"], edges, color=colour, label=label)
+        movement = s["movement_by_initial_decile"]
+        axes[0, 1].plot(range(1, len(movement) + 1), movement, "o-", color=colour, label=label)
+        axes[1, 0].plot(
+            kept, [100 * o for o in s["ranking_overlap"]], "o-", color=colour, label=label
+        )
+        for line, (layer, accuracy) in zip(
+            ("-", "--", ":"), s["only_layer_pruned_acc"].items(), strict=True
+        ):
+            axes[1, 1].plot(
+                kept,
+                accuracy,
+                line,
+                marker="o",
+                ms=3,
+                color=colour,
+                label=f"{label}, layer {layer}",
+            )
+    axes[1, 0].plot(kept, kept, color="grey", lw=0.8, label="chance")
+    axes[0, 0].set(xscale="log", xlabel="|w| after training", ylabel="weights", title="magnitudes")
+    axes[0, 1].set(
+        xlabel="decile of initial |w| (1 = smallest)",
+        ylabel="mean |Δw| / layer's initial mean |w|",
+        title="movement from init",
+    )
+    axes[1, 0].set(
+        xscale="log",
+        xlabel="kept % (layer-wise)",
+        ylabel="% of final top-k already top-k at init",
+        title="init vs final ranking",
+    )
+    axes[1, 1].set(
+        xscale="log",
+        xlabel="kept % of that layer",
+        ylabel="test accuracy",
+        title="only one layer pruned",
+    )
+    for panel in axes[1]:
+        panel.set_xticks(kept, [f"{k:g}" for k in kept])
+        panel.minorticks_off()
+    for panel in axes.flat:
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize=7)
+    figure.suptitle(f"{study['dataset']}, {study['steps']} steps, lr {study['lr']:g}", fontsize=10)
+    figure.tight_layout()
     return _save(figure, path)

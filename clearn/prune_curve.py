@@ -26,7 +26,15 @@ from clearn.powerprop import apply_powerprop, check_alpha, effective_weights, re
 from clearn.pruning import Scope, magnitude_masks
 from scenarios.datasets import ImageData, load_dataset
 
-__all__ = ["PruneCurveConfig", "kept_fractions", "run_prune_curve", "summary_table"]
+__all__ = [
+    "PruneCurveConfig",
+    "kept_fractions",
+    "masked_accuracy",
+    "protocol_splits",
+    "run_prune_curve",
+    "summary_table",
+    "train_mlp",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +93,17 @@ def _accuracy(
     return float((logits.argmax(1) == labels).float().mean())
 
 
+def masked_accuracy(
+    model: nn.Module, masks: dict[str, Tensor], inputs: Tensor, labels: Tensor
+) -> float:
+    """Accuracy of a plain `model` with each masked layer's weight zeroed outside its mask
+    (layers without a mask stay dense); the model itself is not changed."""
+    params = dict(model.named_parameters())
+    layers = dict(model.named_modules())
+    params.update({f"{n}.weight": layers[n].weight.detach() * m for n, m in masks.items()})
+    return _accuracy(model, inputs, labels, params)
+
+
 def _train(
     model: nn.Module,
     inputs: Tensor,
@@ -115,6 +134,27 @@ def _output_layer(model: nn.Module) -> str:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
 
 
+def train_mlp(
+    alpha: float,
+    data: ImageData,
+    splits: dict[str, tuple[Tensor, Tensor]],
+    config: PruneCurveConfig,
+    steps: int,
+) -> tuple[dict[str, Tensor], nn.Module]:
+    """Train the protocol's MLP with Powerprop `alpha`; return its initial effective weights
+    and the trained network with the effective weights baked in (no parametrization)."""
+    torch.manual_seed(config.seed)
+    input_size = int(np.prod(data.input_shape))
+    model = mlp(input_size=input_size, hidden=config.hidden, num_classes=data.num_classes)
+    output = _output_layer(model)
+    apply_powerprop(model, alpha=alpha, exclude=[output] if config.plain_output else [])
+    model.to(config.device)
+    initial = effective_weights(model)
+    _train(model, *splits["train"], config, steps, f"α={alpha:g}")
+    model.eval()
+    return initial, remove_powerprop(copy.deepcopy(model))
+
+
 def _curve_for_alpha(
     alpha: float,
     data: ImageData,
@@ -122,17 +162,9 @@ def _curve_for_alpha(
     config: PruneCurveConfig,
     steps: int,
 ) -> dict[str, Any]:
-    torch.manual_seed(config.seed)
-    input_size = int(np.prod(data.input_shape))
-    model = mlp(input_size=input_size, hidden=config.hidden, num_classes=data.num_classes)
-    output = _output_layer(model)
-    apply_powerprop(model, alpha=alpha, exclude=[output] if config.plain_output else [])
-    model.to(config.device)
-    _train(model, *splits["train"], config, steps, f"α={alpha:g}")
-    model.eval()
-    dense = remove_powerprop(copy.deepcopy(model))
+    _, dense = train_mlp(alpha, data, splits, config, steps)
+    output = _output_layer(dense)
     weights = effective_weights(dense)
-    params = dict(dense.named_parameters())
     kept_list = kept_fractions(config.points, config.min_kept)
     test_acc, val_acc = [], []
     for kept in kept_list:
@@ -141,10 +173,8 @@ def _curve_for_alpha(
             masks = magnitude_masks(weights, per_layer, scope="layer")
         else:
             masks = magnitude_masks(weights, kept, scope="global")
-        masked = dict(params)
-        masked.update({f"{name}.weight": weights[name] * masks[name] for name in weights})
-        test_acc.append(_accuracy(dense, *splits["test"], masked))
-        val_acc.append(_accuracy(dense, *splits["val"], masked))
+        test_acc.append(masked_accuracy(dense, masks, *splits["test"]))
+        val_acc.append(masked_accuracy(dense, masks, *splits["val"]))
     return {
         "kept": kept_list,
         "test_acc": test_acc,
@@ -154,7 +184,7 @@ def _curve_for_alpha(
     }
 
 
-def _splits(data: ImageData, config: PruneCurveConfig) -> dict[str, tuple[Tensor, Tensor]]:
+def protocol_splits(data: ImageData, config: PruneCurveConfig) -> dict[str, tuple[Tensor, Tensor]]:
     count = len(data.train_labels)
     val_count = round(config.validation_fraction * count)
     device = config.device
@@ -178,7 +208,7 @@ def run_prune_curve(
     out.mkdir(parents=True, exist_ok=True)
     if data is None:
         data = load_dataset(config.dataset, root=config.data_root, download=config.download)
-    splits = _splits(data, config)
+    splits = protocol_splits(data, config)
     steps = config.steps or config.epochs * math.ceil(len(splits["train"][1]) / config.batch_size)
     curves = {}
     for alpha in tqdm(config.alphas, desc="alphas", unit="α"):
