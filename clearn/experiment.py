@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from clearn.checkpoint import load_checkpoint, save_checkpoint
-from clearn.config import RunConfig, write_config
+from clearn.config import RunConfig, read_config, write_config
 from clearn.io import write_json_atomic
 from clearn.metrics import summary
 from clearn.plots import (
@@ -289,6 +289,14 @@ def run_or_reuse(config: RunConfig, out: str | Path) -> dict[str, Any]:
     """Results of the run in `out`: read back when finished, resumed when started, else run."""
     out = Path(out)
     started = (out / RESULTS).exists() or (out / CHECKPOINT).exists()
+    if started and (out / "config.toml").exists():
+        saved = RunConfig(**read_config(out / "config.toml"))
+        if saved != config:
+            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+            raise ResultsExistError(
+                f"{out} holds a run with other options ({', '.join(changed)} differ); "
+                f"delete it or choose another folder"
+            )
     return run_experiment(config, out, resume=started)
 
 

@@ -27,6 +27,8 @@ __all__ = ["BASELINE_DEFAULTS", "Assembled", "assemble", "make_optimizer"]
 BASELINE_DEFAULTS = {"ewc": 1000.0, "si": 1.0, "lwf": 1.0}
 """Default λ (ewc, si) and distillation weight α (lwf) when the run gives none."""
 LWF_TEMPERATURE = 2.0
+EWC_DECAY = 1.0
+"""Online EWC keeps every earlier task's importance undecayed (a sum, like separate EWC)."""
 
 
 @dataclass
@@ -116,8 +118,12 @@ def assemble(
             **common,
         )
     elif config.strategy == "ewc":
+        # Online EWC (one running importance sum, anchored at the last task's weights): its cost
+        # per step stays flat over a long stream, where "separate" adds a penalty per task.
         strategy = EWC(
             ewc_lambda=strength or BASELINE_DEFAULTS["ewc"],
+            mode="online",
+            decay_factor=EWC_DECAY,
             **common,
         )
     elif config.strategy == "si":

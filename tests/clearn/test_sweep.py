@@ -1,8 +1,10 @@
+import dataclasses
 import json
 
 import pytest
 
 from clearn.config import RunConfig
+from clearn.experiment import ResultsExistError
 from clearn.sweep import run_sweep, seed_means, sweep_table
 
 
@@ -27,6 +29,9 @@ def test_sweep_runs_the_grid_draws_the_frontier_and_reuses_finished_runs(tmp_pat
     assert results.stat().st_mtime_ns == stamp
     assert [p["acc"] for p in again] == [p["acc"] for p in points]
     assert len(json.loads((tmp_path / "sweep.json").read_text())["points"]) == 2
+    # A finished run is only reused for the options it was run with.
+    with pytest.raises(ResultsExistError, match="epochs differ"):
+        run_sweep(dataclasses.replace(base, epochs=2), {"alpha": [1.0], "gamma": [0.9]}, tmp_path)
 
 
 def test_seed_means_average_each_setting_over_its_seeds_only():
