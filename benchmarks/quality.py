@@ -7,19 +7,13 @@ tasks, 5 epochs, batch 10, as in the WSN paper), run on whichever MNIST-family d
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
 import statistics
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import tomllib
 
-from benchmarks.common import RESULTS_DIR, main, save_result
+from benchmarks.common import RESULTS_DIR, main, run_all, save_result
 from clearn.config import RunConfig
-from clearn.experiment import run_or_reuse
 from scenarios.datasets import DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
 
 VARIANTS = {
@@ -67,22 +61,10 @@ def _table(scenario: str, rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _quiet_worker_environment() -> Iterator[None]:
-    """Environment for spawned workers: one thread each, no progress bars (read at import)."""
-    saved = dict(os.environ)
-    os.environ.update(OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def _run_grid(
-    scenario: str, base: dict, variants: dict, seeds: list[int], folder: Path, *, jobs: int = 1
+    scenario: str, base: dict, variants: dict, seeds: list[int], folder: Path, *, jobs: int = 2
 ) -> dict[str, list[dict]]:
-    """Every variant × seed, `jobs` runs at a time (separate processes, one thread each)."""
+    """Every variant × seed, `jobs` runs at a time; results grouped by variant."""
     runs = {
         (name, seed): (
             RunConfig(scenario=scenario, seed=seed, **base, **options),
@@ -91,24 +73,7 @@ def _run_grid(
         for name, options in variants.items()
         for seed in seeds
     }
-    results: dict[tuple[str, int], dict] = {}
-    if jobs == 1:
-        for key, (config, out) in runs.items():
-            results[key] = run_or_reuse(config, out)
-    else:
-        with (
-            _quiet_worker_environment(),
-            ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool,
-        ):
-            futures = {pool.submit(run_or_reuse, *run): key for key, run in runs.items()}
-            for future in as_completed(futures):
-                name, seed = futures[future]
-                results[name, seed] = done = future.result()
-                print(
-                    f"  {scenario} {name} seed {seed}: ACC {100 * done['acc']:.1f}%, "
-                    f"{done['train_seconds']:.0f} s",
-                    flush=True,
-                )
+    results = run_all(runs, jobs=jobs)
     rows: dict[str, list[dict]] = {}
     for name, seed in runs:
         rows.setdefault(name, []).append(results[name, seed])

@@ -30,6 +30,11 @@ MAX_TASKS = torch.iinfo(torch.int16).max
 VIEW_CACHE_SIZE = 4
 """Per-task boolean masks kept per layer; older ones are rebuilt on demand."""
 
+MASKED_WEIGHT_CACHE_SIZE = 8
+"""Masked weights kept per layer for inference (no autograd). Once full, views not yet cached
+are computed per call instead of evicting: a stream evaluated task after task in mixed batches
+cycles through its tasks, where least-recently-used eviction would never hit."""
+
 
 def owner_dtype_for(task: int) -> torch.dtype:
     """Smallest integer type holding task number `task`: uint8 up to 254 tasks, then int16."""
@@ -59,11 +64,28 @@ class TaskMask(nn.Module):
         self.candidate: Tensor | None = None
         """A boolean mask that replaces the view while a pruning candidate is evaluated."""
         self._views: OrderedDict[tuple[int, bool], Tensor | None] = OrderedDict()
+        self._masked: dict[tuple[int, bool], tuple[Tensor, int, Tensor]] = {}
+        """Inference cache per view: (the weight it was made from, its version, product)."""
 
     def forward(self, weight: Tensor) -> Tensor:
         """The weight with everything outside the current view set to zero."""
-        visible = self.candidate if self.candidate is not None else self.visible()
-        return weight if visible is None else weight * visible
+        if self.candidate is not None:
+            return weight * self.candidate
+        visible = self.visible()
+        if visible is None:
+            return weight
+        if torch.is_grad_enabled():
+            return weight * visible
+        key = (self.view_task, self.include_free)
+        cached = self._masked.get(key)
+        # The entry holds the weight tensor itself, so an identity match cannot be a new
+        # tensor at a reused address; the version catches in-place updates.
+        if cached is not None and cached[0] is weight and cached[1] == weight._version:
+            return cached[2]
+        product = weight * visible
+        if cached is not None or len(self._masked) < MASKED_WEIGHT_CACHE_SIZE:
+            self._masked[key] = (weight, weight._version, product)
+        return product
 
     def visible(self) -> Tensor | None:
         """Boolean mask of the current view (cached per view), or None when all is visible."""
@@ -83,6 +105,15 @@ class TaskMask(nn.Module):
             self._views.popitem(last=False)
         return cached
 
+    def _apply(self, fn, recurse: bool = True):
+        # .to(device) / .half() replace the owner buffer: views built from the old one go.
+        self._forget_views()
+        return super()._apply(fn, recurse)
+
+    def _forget_views(self) -> None:
+        self._views.clear()
+        self._masked.clear()
+
     @torch.no_grad()
     def assign(self, task: int, kept: Tensor) -> None:
         """Give the weights where `kept` is True to `task`, widening the owner type if needed."""
@@ -90,13 +121,13 @@ class TaskMask(nn.Module):
         if torch.iinfo(dtype).max > torch.iinfo(self.owner.dtype).max:
             self.owner = self.owner.to(dtype)
         self.owner[kept] = task
-        self._views.clear()
+        self._forget_views()
 
     @torch.no_grad()
     def release(self, task: int) -> None:
         """Make the weights owned by `task` free again."""
         self.owner[self.owner == task] = FREE
-        self._views.clear()
+        self._forget_views()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # Owners saved past 254 tasks are int16; adopt the saved type instead of letting
@@ -104,7 +135,7 @@ class TaskMask(nn.Module):
         saved = state_dict.get(prefix + "owner")
         if saved is not None and saved.dtype != self.owner.dtype:
             self.owner = torch.empty_like(saved)
-        self._views.clear()
+        self._forget_views()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

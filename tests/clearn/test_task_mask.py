@@ -3,7 +3,7 @@ from torch import nn
 
 from clearn.network import TaskNetwork
 from clearn.packing import TaskPacker
-from clearn.task_mask import TaskMask, owner_dtype_for
+from clearn.task_mask import MASKED_WEIGHT_CACHE_SIZE, TaskMask, owner_dtype_for
 
 
 def test_owner_type_is_one_byte_up_to_254_tasks_and_widens_after():
@@ -48,3 +48,21 @@ def test_a_300_task_stream_packs_and_each_task_keeps_its_view():
     assert int(net.masks["0"].owner.max()) == 300
     for task, answer in answers.items():
         assert torch.equal(net(inputs, task), answer)
+
+
+def test_inference_cache_follows_in_place_updates_and_never_thrashes():
+    mask = TaskMask(torch.Size([1, 12]))
+    for task in range(1, 13):
+        mask.assign(task, torch.arange(12).eq(task - 1).view(1, 12))
+    weight = torch.ones(1, 12)
+    with torch.no_grad():
+        for _ in range(2):  # 12 views cycled twice: more than the cache holds
+            for task in range(1, 13):
+                mask.view_task = task
+                assert mask(weight).sum().item() == task
+        weight.mul_(2.0)  # an in-place update (an optimizer step) must not be served stale
+        mask.view_task = 3
+        assert mask(weight).tolist() == [[2, 2, 2] + [0] * 9]
+        other = torch.full((1, 12), 5.0)  # another tensor, same view
+        assert mask(other).sum().item() == 15
+    assert len(mask._masked) == MASKED_WEIGHT_CACHE_SIZE
