@@ -174,7 +174,8 @@ def plot_frontier(
     title: str = "",
 ) -> Path:
     """Mean final accuracy vs capacity used, one point per γ, one line per other setting;
-    points that are means over seeds get ± one standard deviation as error bars."""
+    points that are means over seeds get ± one standard deviation as error bars. A series key
+    named "setting" is shown by its value alone."""
     figure, axes = plt.subplots(figsize=(6.8, 4.4))
     groups: dict[str, list] = {}
     for point in points:
@@ -182,7 +183,11 @@ def plot_frontier(
             continue
         label = (
             ", ".join(
-                f"{k}={point[k]:g}" if isinstance(point[k], float) else f"{k}={point[k]}"
+                str(point[k])
+                if k == "setting"
+                else f"{k}={point[k]:g}"
+                if isinstance(point[k], float)
+                else f"{k}={point[k]}"
                 for k in series_keys
             )
             or "runs"
