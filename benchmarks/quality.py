@@ -23,7 +23,7 @@ BEST_EPN = f"epn α={RunConfig.alpha:g}"
 """The shipped `epn` setting (see the README's "When does Powerprop help?")."""
 VARIANTS = {
     **{f"epn α={a:g}": {"strategy": "epn", "alpha": a} for a in EPN_ALPHAS},
-    "packnet α=1": {"strategy": "packnet", "alpha": 1.0},
+    "packnet α=1": {"strategy": "packnet", "alpha": 1.0, "init_scale": 1.0},  # classic
     "avalanche-packnet": {"strategy": "avalanche-packnet"},
     "naive": {"strategy": "naive"},
     "ewc (online)": {"strategy": "ewc"},

@@ -7,7 +7,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["KEPT_CANDIDATES", "KeptSearch", "check_gamma", "search_kept_fraction"]
+__all__ = [
+    "DEFAULT_GAMMA",
+    "DEFAULT_INIT_SCALE",
+    "KEPT_CANDIDATES",
+    "KeptSearch",
+    "check_gamma",
+    "search_kept_fraction",
+]
+
+DEFAULT_GAMMA = 0.98
+"""Share of the unpruned validation accuracy each task keeps: the knee of α = 4's frontier
+(from 0.98 to 0.99 its capacity quadruples; README, "When does Powerprop help?")."""
+DEFAULT_INIT_SCALE = 0.5
+"""Factor on PyTorch's default init for packed networks: under Powerprop the weights a task
+does not need stay near where they were drawn, so a smaller draw leaves less to prune."""
 
 KEPT_CANDIDATES: tuple[float, ...] = tuple(float(k) for k in np.geomspace(0.001, 1.0, 160))
 """Kept fractions tried, ascending: 0.1% to 100%, each about 4.4% above the previous."""

@@ -8,7 +8,7 @@ from typing import Literal
 from avalanche.core import SupervisedPlugin
 from torch.utils.data import DataLoader
 
-from clearn.epn import check_gamma
+from clearn.epn import DEFAULT_GAMMA, check_gamma
 from clearn.evaluation import task_accuracy
 from clearn.network import TaskNetwork
 from clearn.packing import Phase, TaskPacker
@@ -17,9 +17,6 @@ from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 
 __all__ = ["DEFAULT_GAMMA", "PackingPlugin", "TaskReport"]
-
-DEFAULT_GAMMA = 0.95
-"""Share of the unpruned validation accuracy EfficientPackNet keeps (see the README)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,10 @@ class PackingPlugin(SupervisedPlugin):
     `mode="epn"` searches the kept fraction on the experience's validation data (the
     experience of `valid_stream` with the same task label) so that validation accuracy stays
     ≥ gamma × unpruned; `mode="packnet"` keeps `1 - prune_fraction` and retrains the
-    survivors for the last `retrain_epochs` of the strategy's epochs.
+    survivors for the last `retrain_epochs` of the strategy's epochs. `init_scale` multiplies
+    every weight drawn (1 keeps the layer's own PyTorch init; `clearn run` uses
+    `clearn.epn.DEFAULT_INIT_SCALE` = 0.5, which under Powerprop leaves less to prune but
+    learns more slowly: with strong weight decay small weights can die out).
     """
 
     def __init__(
