@@ -62,9 +62,7 @@ def run(*, quick: bool = False) -> dict:
         strategy="epn", optimizer="sgd", lr=0.3, momentum=0.0, batch_size=60, hidden=[300, 100]
     )
     # A task that finds no free weight trains its head on frozen features (capacity 100%).
-    pinned.update(
-        init_scale=1.0, free_weights="redraw", scope="layer", allow_frozen_features=True
-    )
+    pinned.update(init_scale=1.0, free_weights="redraw", scope="layer", allow_frozen_features=True)
     # Split-digits tasks are tiny (about 25 steps per epoch): Powerprop needs many epochs.
     scenarios = {"split-digits": RunConfig(scenario="split-digits", epochs=50, **pinned)}
     if DEBIAN_FASHION_MNIST.is_dir() and not quick:
