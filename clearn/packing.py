@@ -150,7 +150,8 @@ class TaskPacker:
                 where = network.masks[masked[id(parameter)]].owner != FREE
                 if self.frozen_features:
                     where = torch.ones_like(where)
-                frozen[name] = _Frozen(parameter.detach().clone(), where)
+                if bool(where.any()):  # nothing frozen yet (first task): nothing to restore
+                    frozen[name] = _Frozen(parameter.detach().clone(), where)
             elif id(parameter) not in head_ids and (task > 0 or name.startswith("heads.")):
                 frozen[name] = _Frozen(parameter.detach().clone(), None)
         if task > 0:
