@@ -101,10 +101,10 @@ class TaskPacker:
         """Share of the backbone's maskable weights owned by each trained task."""
         owners = [m.owner for m in self.network.masks.values()]
         total = sum(o.numel() for o in owners)
-        return [
-            sum(int((o == task + 1).sum()) for o in owners) / total
-            for task in range(self.network.trained_tasks)
-        ]
+        tasks = self.network.trained_tasks
+        # One counting pass over the owners, not one comparison per task.
+        counts = sum(torch.bincount(o.flatten().long(), minlength=tasks + 1) for o in owners)
+        return [int(counts[task + 1]) / total for task in range(tasks)]
 
     def begin_task(self, task: int, *, allow_frozen_features: bool = False) -> None:
         """IDLE → TRAINING. Redraw the free weights, freeze everything not task `task`'s.

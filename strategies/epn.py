@@ -81,9 +81,14 @@ class PackingPlugin(SupervisedPlugin):
         self.allow_frozen_features = allow_frozen_features
         self.verbose = verbose
         self.reports: list[TaskReport] = []
+        self._valid_experiences: dict[int, object] = {}
 
     def _valid_batches(self, task: int, batch_size: int):
-        experience = next(e for e in self.valid_stream if e.task_label == task)
+        if task not in self._valid_experiences:
+            # One pass over the stream, not one per search step: Avalanche builds each
+            # experience object anew, so a scan per call grows with the number of tasks.
+            self._valid_experiences = {e.task_label: e for e in self.valid_stream}
+        experience = self._valid_experiences[task]
         split = split_of(experience.dataset)
         if split is not None:
             return TensorBatchLoader(split, batch_size=batch_size, shuffle=False)
