@@ -103,7 +103,8 @@ class TaskPacker:
         total = sum(o.numel() for o in owners)
         tasks = self.network.trained_tasks
         # One counting pass over the owners, not one comparison per task.
-        counts = sum(torch.bincount(o.flatten().long(), minlength=tasks + 1) for o in owners)
+        size = max(tasks, *(int(o.max()) for o in owners)) + 1
+        counts = sum(torch.bincount(o.flatten().long(), minlength=size) for o in owners)
         return [int(counts[task + 1]) / total for task in range(tasks)]
 
     def begin_task(self, task: int, *, allow_frozen_features: bool = False) -> None:
