@@ -121,17 +121,27 @@ class TaskNetwork(nn.Module):
         """
         if isinstance(task_labels, int):
             return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)
-        tasks = torch.unique(task_labels).tolist()
+        # One stable sort groups the examples by task: each group is then a contiguous slice,
+        # and the batch is gathered and scattered back once instead of once per task.
+        sorted_labels, order = torch.sort(task_labels, stable=True)
+        tasks, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
+        tasks, counts = tasks.tolist(), counts.tolist()
         if len(tasks) == 1:
             return self.forward_task(inputs, tasks[0], allow_untrained=allow_untrained)
         for task in tasks:
             self.check_task(task, allow_untrained=allow_untrained)
         width = max(self.heads[t].out_features for t in tasks)
-        logits = inputs.new_zeros(len(inputs), width)
-        for task in tasks:
-            rows = task_labels == task
-            part = self.forward_task(inputs[rows], task, allow_untrained=allow_untrained)
-            logits[rows, : part.shape[1]] = part.to(logits.dtype)
+        grouped = inputs[order]
+        grouped_logits = inputs.new_zeros(len(inputs), width)
+        start = 0
+        for task, count in zip(tasks, counts, strict=True):
+            part = self.forward_task(
+                grouped[start : start + count], task, allow_untrained=allow_untrained
+            )
+            grouped_logits[start : start + count, : part.shape[1]] = part.to(inputs.dtype)
+            start += count
+        logits = torch.empty_like(grouped_logits)
+        logits[order] = grouped_logits
         return logits
 
     @torch.no_grad()
