@@ -64,7 +64,8 @@ def run_all(
 ) -> dict[Hashable, dict[str, Any]]:
     """`run_or_reuse` every (config, folder), `jobs` at a time in worker processes of one
     thread each (on a small CPU two single-threaded MLP runs train faster than one run on
-    two threads); prints a line per finished run. Times are per run, under that load."""
+    two threads); prints a line per finished run. Times are per run, under that load. A run
+    whose loss diverges gives {"diverged": message} (its last good checkpoint is kept)."""
     results = {}
     with (
         _worker_environment(),
@@ -73,7 +74,12 @@ def run_all(
         futures = {pool.submit(run_or_reuse, *run): key for key, run in runs.items()}
         for future in as_completed(futures):
             key = futures[future]
-            results[key] = done = future.result()
+            try:
+                results[key] = done = future.result()
+            except FloatingPointError as error:  # one diverging run must not lose the others
+                results[key] = {"diverged": str(error)}
+                print(f"  {runs[key][1]}: diverged ({error})", flush=True)
+                continue
             print(
                 f"  {runs[key][1]}: ACC {100 * done['acc']:.1f}%, {done['train_seconds']:.0f} s",
                 flush=True,

@@ -53,11 +53,18 @@ def _table(scenario: str, rows: dict[str, list[dict]]) -> str:
         "| strategy | ACC % | BWT % | forgetting % | capacity used % | train s |",
         "|---|---|---|---|---|---|",
     ]
-    for name, runs in rows.items():
+    for name, all_runs in rows.items():
+        runs = [r for r in all_runs if "diverged" not in r]
+        if not runs:
+            lines.append(f"| {name} | diverged (loss NaN) in every seed | | | | |")
+            continue
         used = [sum(r["capacity"]) if r.get("capacity") is not None else None for r in runs]
         seconds = statistics.fmean(r["train_seconds"] for r in runs)
+        note = (
+            f" ({len(all_runs) - len(runs)} seed(s) diverged)" if len(runs) < len(all_runs) else ""
+        )
         lines.append(
-            f"| {name} | {_stat([r['acc'] for r in runs])} | "
+            f"| {name}{note} | {_stat([r['acc'] for r in runs])} | "
             f"{_stat([r['bwt'] for r in runs])} | "
             f"{_stat([r['forgetting'] for r in runs])} | {_stat(used)} | "
             f"{seconds:.0f} |"
@@ -126,7 +133,9 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
         tables.append(_table(scenario, rows))
         figures[scenario] = {
             name: [
-                {k: r[k] for k in ("acc", "bwt", "forgetting", "capacity", "train_seconds")}
+                r
+                if "diverged" in r
+                else {k: r[k] for k in ("acc", "bwt", "forgetting", "capacity", "train_seconds")}
                 for r in runs
             ]
             for name, runs in rows.items()
@@ -149,7 +158,7 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
             + PUBLISHED_PERMUTED_MNIST
             + ("" if scenario == "permuted-mnist" else " (Those are MNIST figures: no MNIST here.)")
         )
-        figures["wsn-preset"] = {name: runs[0]["acc"] for name, runs in rows.items()}
+        figures["wsn-preset"] = {name: runs[0].get("acc") for name, runs in rows.items()}
     else:
         tables.append("WSN preset: no MNIST-family data here, not run. " + PUBLISHED_PERMUTED_MNIST)
     text = "\n\n".join(tables)
