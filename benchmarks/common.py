@@ -19,7 +19,10 @@ from clearn.io import write_json_atomic
 
 __all__ = ["RESULTS_DIR", "main", "median_seconds", "run_all", "save_result"]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(
+    os.environ.get("CLEARN_BENCH_RESULTS", Path(__file__).resolve().parent / "results")
+)
+"""Where figures go: benchmarks/results, or $CLEARN_BENCH_RESULTS (--quick: results/quick)."""
 
 
 def median_seconds(step: Callable[[], Any], *, repeats: int, calls: int) -> float:

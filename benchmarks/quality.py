@@ -117,7 +117,8 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
     Every strategy gets `clearn run`'s default optimizer and learning rate, 3 epochs per task,
     batch 60, MLP 784-300-100 with a head per task; three seeds (one with --quick).
     """
-    folder = folder or RESULTS_DIR / "runs"
+    # Quick runs use fewer epochs: their own folder, so they never meet the full runs.
+    folder = folder or RESULTS_DIR / "runs" / ("quick" if quick else "")
     fmnist = DEBIAN_FASHION_MNIST.is_dir() and not quick
     seeds = [0] if quick else [0, 1, 2]
     base = {"epochs": 2 if quick else 3, "batch_size": 60, "hidden": [300, 100]}
