@@ -51,7 +51,8 @@ def plot_prune_curve(curve: Mapping[str, Any], path: str | Path) -> Path:
         fontsize=10,
     )
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    if axes.get_legend_handles_labels()[0]:  # every α may have diverged
+        axes.legend(fontsize=8)
     return _save(figure, path)
 
 
