@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from benchmarks.common import RESULTS_DIR, main, save_result
@@ -21,6 +20,7 @@ from clearn.prune_curve import PruneCurveConfig, masked_accuracy, protocol_split
 from clearn.pruning import magnitude_masks
 from clearn.weight_study import (
     kept_share_per_layer,
+    magnitude_histogram,
     moved_fraction,
     movement_by_initial_magnitude,
     ranking_overlap,
@@ -35,15 +35,13 @@ def _study(alpha: float, data, splits, config: PruneCurveConfig, steps: int) -> 
     final = effective_weights(dense)
     test = splits["test"]
     magnitudes = torch.cat([w.abs().flatten() for w in final.values()]).double()
-    edges = np.geomspace(1e-6, float(magnitudes.max()) * 1.0001, 61)
-    counts, _ = np.histogram(magnitudes.numpy(), bins=edges)
     sensitivity = {
         name: [masked_accuracy(dense, magnitude_masks({name: w}, kept), *test) for kept in KEPT]
         for name, w in final.items()
     }
     return {
         "dense_test_acc": masked_accuracy(dense, {}, *test),
-        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+        "histogram": magnitude_histogram(magnitudes, low=1e-6),
         "share_below_1e-3": float((magnitudes < 1e-3).double().mean()),
         "moved_fraction": moved_fraction(initial, final),
         "movement_by_initial_decile": movement_by_initial_magnitude(initial, final),

@@ -30,6 +30,7 @@ from clearn.plots import (
     plot_weight_histogram,
 )
 from clearn.powerprop import effective_weights
+from clearn.weight_study import magnitude_histogram
 
 __all__ = ["ResultsExistError", "draw_plots", "run_experiment", "run_or_reuse"]
 
@@ -132,13 +133,7 @@ def _weight_histogram(assembled) -> dict[str, Any]:
         )
     else:
         values = torch.cat([w.abs().flatten() for w in effective_weights(assembled.model).values()])
-    values = values.double().cpu()
-    nonzero = values[values > 0]
-    low = float(nonzero.min()) if len(nonzero) else 1e-8
-    high = float(nonzero.max()) if len(nonzero) else 1.0
-    edges = np.geomspace(low, high * 1.0001, 61)
-    counts, _ = np.histogram(nonzero.numpy(), bins=edges)
-    return {"edges": edges.tolist(), "counts": counts.tolist(), "zeros": int((values == 0).sum())}
+    return magnitude_histogram(values)
 
 
 def draw_plots(results: dict[str, Any], out: Path) -> list[Path]:
@@ -275,9 +270,8 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 logger.close()
         log.close()
     results = _results(config, stream, matrix, seconds, assembled, final_metrics, resumed=resume)
-    write_json_atomic(
-        out / RESULTS, results
-    )  # saved before plotting, so a plot error loses nothing
+    # Saved before plotting, so that a plot error loses nothing.
+    write_json_atomic(out / RESULTS, results)
     _write_matrix_csv(matrix, out / "accuracy_matrix.csv")
     results["plots"] = [str(p) for p in draw_plots(results, out)]
     write_json_atomic(out / RESULTS, results)
@@ -290,9 +284,10 @@ def run_or_reuse(config: RunConfig, out: str | Path) -> dict[str, Any]:
     out = Path(out)
     started = (out / RESULTS).exists() or (out / CHECKPOINT).exists()
     if started and (out / "config.toml").exists():
-        saved = RunConfig(**read_config(out / "config.toml"))
-        if saved != config:
-            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict().get(k) != v)
+        saved = RunConfig(**read_config(out / "config.toml")).to_dict()
+        requested = config.to_dict()
+        if saved != requested:
+            changed = sorted(k for k, v in requested.items() if saved[k] != v)
             raise ResultsExistError(
                 f"{out} holds a run with other options ({', '.join(changed)} differ); "
                 f"delete it or choose another folder"

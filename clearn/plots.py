@@ -167,6 +167,12 @@ def plot_average_accuracy(
     return _save(figure, path)
 
 
+def _option_label(key: str, value: Any) -> str:
+    if key == "setting":
+        return str(value)
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+
 def plot_frontier(
     points: Sequence[Mapping[str, Any]],
     *,
@@ -182,17 +188,7 @@ def plot_frontier(
     for point in points:
         if point.get("capacity_used") is None:
             continue
-        label = (
-            ", ".join(
-                str(point[k])
-                if k == "setting"
-                else f"{k}={point[k]:g}"
-                if isinstance(point[k], float)
-                else f"{k}={point[k]}"
-                for k in series_keys
-            )
-            or "runs"
-        )
+        label = ", ".join(_option_label(k, point[k]) for k in series_keys) or "runs"
         groups.setdefault(label, []).append(point)
     for label, group in groups.items():
         group.sort(key=lambda p: p["capacity_used"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -15,6 +16,7 @@ from clearn.pruning import magnitude_masks
 
 __all__ = [
     "kept_share_per_layer",
+    "magnitude_histogram",
     "moved_fraction",
     "movement_by_initial_magnitude",
     "ranking_overlap",
@@ -68,3 +70,18 @@ def kept_share_per_layer(weights: Mapping[str, Tensor], kept: float) -> dict[str
     """Share of each layer that survives global magnitude pruning to `kept` of all weights."""
     masks = magnitude_masks(weights, kept, scope="global")
     return {name: float(mask.float().mean()) for name, mask in masks.items()}
+
+
+def magnitude_histogram(
+    magnitudes: Tensor, *, low: float | None = None, bins: int = 60
+) -> dict[str, list[float] | list[int] | int]:
+    """Counts of the nonzero `magnitudes` in `bins` log-spaced bins from `low` (default: the
+    smallest nonzero value) to the largest, and how many are exactly zero."""
+    values = magnitudes.detach().double().cpu().flatten()
+    nonzero = values[values > 0]
+    if low is None:
+        low = float(nonzero.min()) if len(nonzero) else 1e-8
+    high = float(nonzero.max()) if len(nonzero) else 1.0
+    edges = np.geomspace(low, high * 1.0001, bins + 1)
+    counts, _ = np.histogram(nonzero.numpy(), bins=edges)
+    return {"edges": edges.tolist(), "counts": counts.tolist(), "zeros": int((values == 0).sum())}
