@@ -23,8 +23,7 @@ test: lint
 # The demo starts afresh each time: clearn never overwrites a results folder by itself.
 demo: install
 	rm -rf runs/demo
-	$(BIN)/clearn run --scenario permuted-digits --strategy epn --tasks 5 \
-		--epochs 20 --out runs/demo
+	$(BIN)/clearn run --scenario permuted-digits --strategy epn --tasks 5 --out runs/demo
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -18,9 +18,11 @@ BENCHMARKS = (
     "quality",
     "long_stream",
     "frontier",
+    "robustness",
 )
-LONG = ("frontier",)
-"""Left out unless named with --only: the frontier study alone takes about 25 minutes."""
+LONG = ("frontier", "robustness")
+"""Left out unless named with --only: the frontier study takes about 25 minutes, the
+robustness study about 45."""
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
 parser.add_argument("--quick", action="store_true", help="reduced version, a few minutes")

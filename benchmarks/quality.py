@@ -145,7 +145,7 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
     if scenario is not None:
         preset = tomllib.loads(PRESET.read_text())
         for key in ("scenario", "strategy", "alpha"):
-            preset.pop(key)
+            preset.pop(key, None)
         rows = _run_grid(
             scenario,
             preset,

@@ -181,6 +181,11 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--allow-frozen-features", action="store_true")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--train-per-class",
+        type=_positive_int,
+        help="keep this many training images per class (seeded), to study small data",
+    )
     parser.add_argument("--data-root")
     parser.add_argument("--download", action="store_true")
     parser.add_argument("--device")

@@ -10,7 +10,15 @@ from typing import Any
 import tomli_w
 import tomllib
 
-from clearn.epn import DEFAULT_GAMMA, DEFAULT_INIT_SCALE, check_gamma
+from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
+from clearn.epn import (
+    DEFAULT_ALPHA,
+    DEFAULT_GAMMA,
+    DEFAULT_INIT_SCALE,
+    DEFAULT_NORMALISE_STEP,
+    DEFAULT_RETRAIN_EPOCHS,
+    check_gamma,
+)
 from clearn.powerprop import check_alpha
 
 __all__ = [
@@ -33,17 +41,22 @@ FREE_WEIGHTS = ("redraw", "keep")
 class RunConfig:
     """Everything that defines a run; `validate` raises ValueError with a sentence to act on.
 
-    The `epn` defaults (α 4, initialisation ×0.5, lr 0.3, γ 0.98) are the best setting found
-    on permuted Fashion-MNIST (README, "When does Powerprop help?").
+    The `epn` defaults are one setting for every stream (README, "Defaults that hold across
+    data"); they live in `clearn.epn` and `clearn.budget`, shared with the library.
     """
 
     scenario: str = "permuted-digits"
     strategy: str = "epn"
-    alpha: float = 4.0
+    alpha: float = DEFAULT_ALPHA
     """Powerprop exponent for `epn` / `packnet` (1 = plain weights)."""
     tasks: int | None = None
     """Number of tasks; None takes the scenario's default."""
-    epochs: int = 5
+    epochs: int = DEFAULT_MAX_EPOCHS
+    """Epoch cap per task; `epn` / `packnet` stop a task earlier once its validation accuracy
+    has not improved for `patience` epochs."""
+    patience: int | None = DEFAULT_PATIENCE
+    """`epn` / `packnet`: epochs without a better validation accuracy that end a task's
+    training; None trains every one of `epochs`."""
     model: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [300, 100])
     optimizer: str = "sgd"
@@ -55,8 +68,13 @@ class RunConfig:
     """EfficientPackNet: share of the unpruned validation accuracy each task keeps."""
     prune_fraction: float = 0.5
     """Classic PackNet: share of each task's trained weights pruned away."""
-    retrain_epochs: int = 1
-    """Classic PackNet: epochs of retraining the survivors (counted within `epochs`)."""
+    retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS
+    """`epn` / `packnet` / `avalanche-packnet`: epochs of retraining the survivors after
+    pruning (counted within `epochs`, of which at least one trains before pruning; 0 is the
+    paper's EPN, which does not retrain)."""
+    normalise_step: bool = DEFAULT_NORMALISE_STEP
+    """`epn` / `packnet` with α > 1: Powerprop's κ set per layer so that a typical initial
+    weight moves at α = 1's pace (`clearn.powerprop.step_normalising_scale`)."""
     scope: str = "layer"
     init_scale: float = DEFAULT_INIT_SCALE
     """`epn` / `packnet`: factor on PyTorch's default init of the backbone's weights."""
@@ -69,6 +87,9 @@ class RunConfig:
     """Evaluate earlier tasks after every N-th task (the current and last task always)."""
     allow_frozen_features: bool = False
     seed: int = 0
+    train_per_class: int | None = None
+    """Keep this many training images of each class (seeded), to study small data; None
+    keeps them all."""
     data_root: str | None = None
     download: bool = False
     device: str = "auto"
@@ -96,12 +117,16 @@ class RunConfig:
             )
         if self.tasks is not None and self.tasks < 1:
             raise ValueError(f"tasks must be at least 1, got {self.tasks}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise ValueError(
+                f"train_per_class must be at least 1 (or unset for all), got {self.train_per_class}"
+            )
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.strategy == "packnet" and not 0 <= self.retrain_epochs < self.epochs:
-            raise ValueError(
-                f"retrain_epochs must be below epochs ({self.epochs}), got {self.retrain_epochs}"
-            )
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch (or unset), got {self.patience}")
+        if self.retrain_epochs < 0:
+            raise ValueError(f"retrain_epochs must not be negative, got {self.retrain_epochs}")
         if not 0.0 <= self.prune_fraction < 1.0:
             raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
         if self.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:

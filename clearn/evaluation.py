@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["task_accuracy"]
+__all__ = ["TaskScore", "task_accuracy", "task_score"]
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """Accuracy and mean cross-entropy of one task's queries."""
+
+    accuracy: float
+    loss: float
 
 
 @torch.no_grad()
-def task_accuracy(
+def task_score(
     network: nn.Module, batches: Iterable[Sequence[Tensor]], task: int, device: torch.device | str
-) -> float:
-    """Share of examples whose argmax logit for `task` is their label.
+) -> TaskScore:
+    """Accuracy (argmax logit for `task` equals the label) and mean cross-entropy.
 
     `batches` yields sequences whose first two items are inputs and labels (Avalanche's and
     the TensorBatchLoader's minibatches both do). The network is put in eval mode and
@@ -23,14 +32,23 @@ def task_accuracy(
     was_training = network.training
     network.eval()
     correct = total = 0
+    loss = 0.0
     try:
         for batch in batches:
             inputs, labels = batch[0].to(device), batch[1].to(device)
             logits = network(inputs, task)
             correct += int((logits.argmax(1) == labels).sum())
+            loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
             total += len(labels)
     finally:
         network.train(was_training)
     if total == 0:
         raise ValueError(f"no validation examples for task {task}")
-    return correct / total
+    return TaskScore(correct / total, loss / total)
+
+
+def task_accuracy(
+    network: nn.Module, batches: Iterable[Sequence[Tensor]], task: int, device: torch.device | str
+) -> float:
+    """Share of examples whose argmax logit for `task` is their label (see `task_score`)."""
+    return task_score(network, batches, task, device).accuracy

@@ -203,6 +203,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
         seed=config.seed,
         data_root=config.data_root,
         download=config.download,
+        train_per_class=config.train_per_class,
     )
     total = stream.n_tasks
     write_config(config, out / "config.toml")
@@ -247,6 +248,13 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 row[j] = float(metrics[_accuracy_key(j)])
             matrix.append(row)
             progress.write(_task_line(task, row[task], seconds[-1], assembled))
+            if task in _under_trained(assembled):
+                warning = (
+                    f"warning: task {task} was still improving (validation loss) when the "
+                    f"cap of {config.epochs} epochs ended its training; raise --epochs"
+                )
+                progress.write(warning)
+                log.write(warning + "\n")
             checkpoint = {
                 "config": config.to_dict(),
                 "matrix": matrix,
@@ -301,6 +309,15 @@ def _report(saved: dict[str, Any]):
     return TaskReport(**saved)
 
 
+def _under_trained(assembled) -> list[int]:
+    """Tasks whose epoch cap stopped them while their validation loss still fell."""
+    if assembled.packing is not None:
+        return [r.task for r in assembled.packing.reports if r.under_trained]
+    if assembled.plateau_stop is not None:
+        return sorted(assembled.plateau_stop.under_trained)
+    return []
+
+
 def _task_line(task: int, accuracy: float | None, seconds: float, assembled) -> str:
     line = f"task {task}: test acc {accuracy:.3f}, {seconds:.1f}s"
     if assembled.packing is not None and assembled.packing.reports:
@@ -333,6 +350,7 @@ def _results(
         "train_seconds": sum(seconds),
         "train_seconds_per_task": seconds,
         "task_reports": [dataclasses.asdict(r) for r in reports],
+        "under_trained_tasks": _under_trained(assembled),
         "avalanche_metrics": avalanche_metrics,
         "resumed": resumed,
         "weight_histogram": _weight_histogram(assembled),

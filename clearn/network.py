@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers
 from clearn.task_mask import TaskMask, add_task_masks
 
@@ -32,7 +33,8 @@ class TaskNetwork(nn.Module):
         backbone: nn.Module,
         feature_size: int,
         classes_per_task: Sequence[int],
-        alpha: float = 1.0,
+        alpha: float = DEFAULT_ALPHA,
+        normalise_step: bool = DEFAULT_NORMALISE_STEP,
     ) -> None:
         super().__init__()
         if not classes_per_task or any(c < 1 for c in classes_per_task):
@@ -50,7 +52,7 @@ class TaskNetwork(nn.Module):
         # from which export_task builds a plain copy: parametrized modules do not deepcopy.
         self._plain_backbone = [copy.deepcopy(backbone).to("meta")]
         if alpha != 1.0:
-            apply_powerprop(backbone, alpha=alpha)
+            apply_powerprop(backbone, alpha=alpha, normalise_step=normalise_step)
         self.alpha = alpha
         self.backbone = backbone
         self.heads = nn.ModuleList(nn.Linear(feature_size, c) for c in classes_per_task)

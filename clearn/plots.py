@@ -20,6 +20,7 @@ __all__ = [
     "plot_frontier",
     "plot_mechanism",
     "plot_prune_curve",
+    "plot_robustness",
     "plot_task_accuracy",
     "plot_weight_histogram",
 ]
@@ -286,4 +287,39 @@ def plot_mechanism(study: Mapping[str, Any], path: str | Path) -> Path:
         panel.legend(fontsize=7)
     figure.suptitle(f"{study['dataset']}, {study['steps']} steps, lr {study['lr']:g}", fontsize=10)
     figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_robustness(
+    summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    methods: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """ACC (top) and capacity used (bottom) against training images per class, one column
+    per stream, one line per method; `summary` maps "stream @ size" to each method's runs."""
+    streams: dict[str, list[str]] = {}
+    for study in summary:
+        stream, _, size = study.partition(" @ ")
+        streams.setdefault(stream, []).append(size)
+    figure, axes = plt.subplots(
+        2, len(streams), figsize=(3.4 * len(streams), 6.0), squeeze=False, sharex="col"
+    )
+    for column, (stream, sizes) in enumerate(streams.items()):
+        positions = list(range(len(sizes)))
+        for index, method in enumerate(methods):
+            for row, key in enumerate(("acc", "capacity")):
+                values = [summary[f"{stream} @ {size}"][method].get(key) for size in sizes]
+                means = [100 * float(np.mean(v)) if v else np.nan for v in values]
+                if not np.isnan(means).all():
+                    axes[row][column].plot(
+                        positions, means, marker="o", ms=4, color=f"C{index}", label=method
+                    )
+        axes[0][column].set_title(stream, fontsize=10)
+        axes[1][column].set_xticks(positions, sizes)
+        axes[1][column].set_xlabel("training images per class")
+        for row in range(2):
+            axes[row][column].grid(alpha=0.3)
+    axes[0][0].set_ylabel("ACC (%)")
+    axes[1][0].set_ylabel("capacity used (%)")
+    axes[0][0].legend(fontsize=7)
     return _save(figure, path)

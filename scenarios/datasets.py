@@ -7,6 +7,7 @@ when the caller asks for it. scikit-learn's bundled 8×8 digits need nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "DatasetNotFoundError",
     "ImageData",
     "load_dataset",
+    "subsample_per_class",
 ]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -59,6 +61,26 @@ class ImageData:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one image, C×H×W."""
         return tuple(self.train_images.shape[1:])
+
+
+def subsample_per_class(data: ImageData, per_class: int, *, seed: int) -> ImageData:
+    """`data` with at most `per_class` training images of each class, drawn by `seed`.
+
+    The test set is kept whole; a class with fewer images keeps them all. The draw depends
+    only on `seed` and the data, so every strategy of one seed sees the same images.
+    """
+    if per_class < 1:
+        raise ValueError(f"training images per class must be at least 1, got {per_class}")
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    for label in range(data.num_classes):
+        rows = (data.train_labels == label).nonzero().squeeze(1)
+        order = torch.randperm(len(rows), generator=generator)
+        kept.append(rows[order[:per_class]])
+    rows = torch.cat(kept).sort().values
+    return dataclasses.replace(
+        data, train_images=data.train_images[rows], train_labels=data.train_labels[rows]
+    )
 
 
 _IDX_FILES = {

@@ -21,7 +21,7 @@ from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
 from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from torch import Tensor
 
-from scenarios.datasets import ImageData, load_dataset
+from scenarios.datasets import ImageData, load_dataset, subsample_per_class
 from scenarios.tasks import TaskSplit, TaskSplitDataset
 
 __all__ = [
@@ -162,18 +162,23 @@ def build_stream(
     data_root: str | Path | None = None,
     download: bool = False,
     data: ImageData | None = None,
+    train_per_class: int | None = None,
 ) -> TaskStream:
     """Build scenario `name` (one of STREAM_NAMES) as a task-incremental Avalanche benchmark.
 
     Permuted streams default to 10 tasks; split streams to all the classes in groups of
     `classes_per_task` (2; CIFAR-100 10). Class order, permutations and the validation split
     follow `seed`. `data` overrides loading (for tests and callers that already hold it).
+    `train_per_class` keeps that many training images of each class (seeded; validation
+    data then comes out of those), to study small data; the test set stays whole.
     """
     kind, dataset_name = _parse_name(name)
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     if data is None:
         data = load_dataset(dataset_name, root=data_root, download=download)
+    if train_per_class is not None:
+        data = subsample_per_class(data, train_per_class, seed=seed)
     if kind == "permuted":
         n_tasks = DEFAULT_PERMUTED_TASKS if n_tasks is None else n_tasks
         if n_tasks < 1:

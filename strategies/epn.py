@@ -6,22 +6,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 from avalanche.core import SupervisedPlugin
-from torch.utils.data import DataLoader
 
-from clearn.epn import DEFAULT_GAMMA, check_gamma
-from clearn.evaluation import task_accuracy
+from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
+from clearn.epn import DEFAULT_GAMMA, DEFAULT_INIT_SCALE, DEFAULT_RETRAIN_EPOCHS, check_gamma
+from clearn.evaluation import TaskScore
 from clearn.network import TaskNetwork
 from clearn.packing import Phase, TaskPacker
 from clearn.pruning import Scope
-from scenarios.streams import split_of
-from scenarios.tasks import TensorBatchLoader
+from strategies.plateau_stop import stop_after_this_epoch
+from strategies.validation import ValidationData
 
 __all__ = ["DEFAULT_GAMMA", "PackingPlugin", "TaskReport"]
 
 
 @dataclass(frozen=True)
 class TaskReport:
-    """What packing one task gave."""
+    """What training and packing one task gave."""
 
     task: int
     unpruned_val_acc: float | None
@@ -32,18 +32,26 @@ class TaskReport:
     """Share of the whole backbone the task owns."""
     free_fraction: float
     search_evaluations: int
+    epochs_trained: int = 0
+    """Epochs trained before pruning (the retraining epochs after it not counted)."""
+    under_trained: bool = False
+    """True when the epoch cap stopped the task while its validation loss still fell."""
+    val_acc_per_epoch: tuple[float, ...] = ()
+    """Validation accuracy of the unpruned task after each of its training epochs."""
 
 
 class PackingPlugin(SupervisedPlugin):
-    """Trains each experience on free weights, then prunes and freezes its share.
+    """Trains each experience on free weights until it stops improving, then prunes and
+    freezes its share.
 
-    `mode="epn"` searches the kept fraction on the experience's validation data (the
-    experience of `valid_stream` with the same task label) so that validation accuracy stays
-    ≥ gamma × unpruned; `mode="packnet"` keeps `1 - prune_fraction` and retrains the
-    survivors for the last `retrain_epochs` of the strategy's epochs. `init_scale` multiplies
-    every weight drawn (1 keeps the layer's own PyTorch init; `clearn run` uses
-    `clearn.epn.DEFAULT_INIT_SCALE` = 0.5, which under Powerprop leaves less to prune but
-    learns more slowly: with strong weight decay small weights can die out).
+    Each task trains until its validation loss has not improved for `patience` epochs
+    (the strategy's `train_epochs` is then a cap; `patience=None` trains every epoch), then
+    is pruned: `mode="epn"` searches the kept fraction on the experience's validation data
+    (the experience of `valid_stream` with the same task label) so that validation accuracy
+    stays ≥ gamma × unpruned; `mode="packnet"` keeps `1 - prune_fraction`. The survivors are
+    then retrained for `retrain_epochs` epochs (taken from the cap). A task still improving
+    when the cap ends its training is reported `under_trained`. `init_scale` multiplies every
+    weight drawn (1 keeps the layer's own PyTorch init). Every default is `clearn run`'s.
     """
 
     def __init__(
@@ -54,11 +62,12 @@ class PackingPlugin(SupervisedPlugin):
         mode: Literal["epn", "packnet"] = "epn",
         gamma: float = DEFAULT_GAMMA,
         prune_fraction: float = 0.5,
-        retrain_epochs: int = 1,
+        retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS,
+        patience: int | None = DEFAULT_PATIENCE,
         scope: Scope = "layer",
         allow_frozen_features: bool = False,
         seed: int = 0,
-        init_scale: float = 1.0,
+        init_scale: float = DEFAULT_INIT_SCALE,
         redraw_free: bool = True,
         verbose: bool = False,
     ) -> None:
@@ -75,57 +84,76 @@ class PackingPlugin(SupervisedPlugin):
             network, scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
         )
         self.valid_stream = valid_stream
+        self.validation = ValidationData(valid_stream) if valid_stream is not None else None
         self.mode = mode
         self.prune_fraction = prune_fraction
         self.retrain_epochs = retrain_epochs
+        self.patience = patience
         self.allow_frozen_features = allow_frozen_features
         self.verbose = verbose
         self.reports: list[TaskReport] = []
-        self._valid_experiences: dict[int, object] = {}
+        self._budget: TaskBudget | None = None
+        self._packed: tuple[float, float | None, float | None, int] | None = None
+        """kept, unpruned and pruned validation accuracy, search evaluations of this task."""
+        self._val_accuracies: list[float] = []
 
-    def _valid_batches(self, task: int, batch_size: int):
-        if task not in self._valid_experiences:
-            # One pass over the stream, not one per search step: Avalanche builds each
-            # experience object anew, so a scan per call grows with the number of tasks.
-            self._valid_experiences = {e.task_label: e for e in self.valid_stream}
-        experience = self._valid_experiences[task]
-        split = split_of(experience.dataset)
-        if split is not None:
-            return TensorBatchLoader(split, batch_size=batch_size, shuffle=False)
-        return DataLoader(experience.dataset.eval(), batch_size=batch_size)
+    def _validation(self, strategy) -> TaskScore:
+        return self.validation.score(
+            self.network, self.packer.task, batch_size=strategy.eval_mb_size,
+            device=strategy.device,
+        )
 
     def before_training_exp(self, strategy, **kwargs) -> None:
         self.packer.begin_task(
             strategy.experience.task_label, allow_frozen_features=self.allow_frozen_features
         )
+        self._budget = TaskBudget(
+            max_epochs=strategy.train_epochs,
+            retrain_epochs=self.retrain_epochs,
+            patience=self.patience if self.valid_stream is not None else None,
+        )
+        self._packed = None
+        self._val_accuracies = []
 
     def after_update(self, strategy, **kwargs) -> None:
         self.packer.restore_frozen()
 
     def after_training_epoch(self, strategy, **kwargs) -> None:
-        epochs_done = strategy.clock.train_exp_epochs + 1
-        if self.mode == "packnet" and epochs_done == strategy.train_epochs - self.retrain_epochs:
-            self.packer.prune(1.0 - self.prune_fraction)
+        training = self.packer.phase is Phase.TRAINING
+        score = None
+        if training and self.valid_stream is not None and not self.packer.frozen_features:
+            validation = self._validation(strategy)
+            score = -validation.loss
+            self._val_accuracies.append(validation.accuracy)
+        action = self._budget.after_epoch(score, steps=strategy.clock.train_epoch_iterations)
+        if training and action is not EpochAction.CONTINUE:
+            self._pack(strategy)
+        if action is EpochAction.STOP:
+            stop_after_this_epoch(strategy)
 
-    def after_training_exp(self, strategy, **kwargs) -> None:
-        task = self.packer.task
+    def _pack(self, strategy) -> None:
+        """Prune the current task: its kept fraction searched (epn) or fixed (packnet)."""
         unpruned = pruned = None
         evaluations = 0
         kept = 1.0 - self.prune_fraction
         if self.packer.frozen_features:
             kept = 0.0
         elif self.mode == "epn":
-
-            def evaluate() -> float:
-                batches = self._valid_batches(task, strategy.eval_mb_size)
-                return task_accuracy(self.network, batches, task, strategy.device)
-
-            search = self.packer.search(evaluate, gamma=self.gamma)
+            search = self.packer.search(
+                lambda: self._validation(strategy).accuracy, gamma=self.gamma
+            )
             kept, unpruned, pruned = search.kept, search.reference, search.score
             evaluations = len(search.evaluations) + 1
-        if self.packer.phase is Phase.TRAINING:  # packnet prunes earlier, after its epochs
-            self.packer.prune(kept)
+        self.packer.prune(kept)
+        self._packed = (kept, unpruned, pruned, evaluations)
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        if self.packer.phase is Phase.TRAINING:  # a loop that ended before any epoch did
+            self._pack(strategy)
+        task = self.packer.task
         self.packer.end_task()
+        kept, unpruned, pruned, evaluations = self._packed
+        budget = self._budget
         report = TaskReport(
             task=task,
             unpruned_val_acc=unpruned,
@@ -134,6 +162,9 @@ class PackingPlugin(SupervisedPlugin):
             owned_fraction=self.packer.capacity()[task],
             free_fraction=self.packer.free_fraction(),
             search_evaluations=evaluations,
+            epochs_trained=budget.packed_after or 0,
+            under_trained=budget.under_trained,
+            val_acc_per_epoch=tuple(self._val_accuracies),
         )
         self.reports.append(report)
         if self.verbose:

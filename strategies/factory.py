@@ -19,15 +19,19 @@ from scenarios.streams import TaskStream
 from strategies.epn import PackingPlugin
 from strategies.guards import FiniteLossPlugin, ProgressPlugin
 from strategies.heads import MultiHeadNet
+from strategies.plateau_stop import PlateauStopPlugin
 from strategies.task_model import AvalancheTaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
-__all__ = ["BASELINE_DEFAULTS", "Assembled", "assemble", "make_optimizer"]
+__all__ = ["BASELINE_DEFAULTS", "PLATEAU_STOPPED", "Assembled", "assemble", "make_optimizer"]
 
 BASELINE_DEFAULTS = {"ewc": 100.0, "si": 1.0, "lwf": 1.0}
 """Default λ (ewc, si) and distillation weight α (lwf) when the run gives none. EWC's λ 1000
 diverged at lr 0.3 on permuted Fashion-MNIST (loss NaN in task 5): the summed importance
 times λ times the step grows with every task."""
+PLATEAU_STOPPED = ("naive", "ewc", "si", "lwf")
+"""Baselines that stop each task on a validation plateau, as epn and packnet do; joint
+training and Avalanche's PackNet (whose pruning epoch is fixed) train every epoch."""
 LWF_TEMPERATURE = 2.0
 EWC_DECAY = 1.0
 """Online EWC keeps every earlier task's importance undecayed (a sum, like separate EWC)."""
@@ -42,6 +46,8 @@ class Assembled:
     network: TaskNetwork | None
     """The packing network of `epn` / `packnet`, None for the baselines."""
     packing: PackingPlugin | None
+    plateau_stop: PlateauStopPlugin | None = None
+    """The baselines' validation-plateau stop, None where the strategy has none."""
 
 
 def make_optimizer(config: RunConfig, parameters) -> torch.optim.Optimizer:
@@ -73,6 +79,7 @@ def assemble(
             feature_size=width,
             classes_per_task=stream.classes_per_task,
             alpha=config.alpha,
+            normalise_step=config.normalise_step,
         )
         packing = PackingPlugin(
             network,
@@ -81,6 +88,7 @@ def assemble(
             gamma=config.gamma,
             prune_fraction=config.prune_fraction,
             retrain_epochs=config.retrain_epochs,
+            patience=config.patience,
             scope=config.scope,
             allow_frozen_features=config.allow_frozen_features,
             seed=config.seed,
@@ -98,6 +106,10 @@ def assemble(
         model = MultiHeadNet(
             backbone=features, feature_size=width, classes_per_task=stream.classes_per_task
         )
+    plateau_stop = None
+    if config.strategy in PLATEAU_STOPPED and config.patience is not None:
+        plateau_stop = PlateauStopPlugin(stream.benchmark.valid_stream, patience=config.patience)
+        plugins.append(plateau_stop)
     plugins += [FiniteLossPlugin(), ProgressPlugin(), *(extra_plugins or [])]
     model.to(device)
     optimizer = make_optimizer(config, model.parameters())
@@ -115,7 +127,7 @@ def assemble(
     strength = config.regularisation
     if config.strategy == "avalanche-packnet":
         strategy = PackNet(
-            post_prune_epochs=config.retrain_epochs,
+            post_prune_epochs=min(config.retrain_epochs, config.epochs - 1),
             prune_proportion=config.prune_fraction,
             **common,
         )
@@ -143,4 +155,4 @@ def assemble(
         strategy = JointTraining(**common)
     else:
         strategy = Naive(**common)
-    return Assembled(strategy, model, network, packing)
+    return Assembled(strategy, model, network, packing, plateau_stop)

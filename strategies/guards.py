@@ -34,6 +34,7 @@ class ProgressPlugin(SupervisedPlugin):
         self._bar: tqdm | None = None
 
     def before_training_epoch(self, strategy, **kwargs) -> None:
+        self._close()  # an epoch that stopped early (early stopping) left its bar open
         task = strategy.experience.task_label
         epoch = strategy.clock.train_exp_epochs + 1
         try:
@@ -53,6 +54,12 @@ class ProgressPlugin(SupervisedPlugin):
             self._bar.update()
 
     def after_training_epoch(self, strategy, **kwargs) -> None:
+        self._close()
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None

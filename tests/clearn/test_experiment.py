@@ -46,6 +46,16 @@ def finished_run(tmp_path_factory):
     return out, done
 
 
+def test_tasks_cut_short_by_the_epoch_cap_are_warned_about_and_recorded(finished_run):
+    out, done = finished_run
+    results = json.loads((out / "results.json").read_text())
+    # Two epochs: one to train, one to retrain after pruning; no plateau can show in one.
+    assert results["under_trained_tasks"] == [0, 1, 2]
+    assert [r["under_trained"] for r in results["task_reports"]] == [True] * 3
+    assert "warning: task 0 was still improving" in done.stdout
+    assert "warning: task 0 was still improving" in (out / "avalanche_log.txt").read_text()
+
+
 def test_run_writes_results_matrix_and_plots(finished_run):
     out, done = finished_run
     results = json.loads((out / "results.json").read_text())

@@ -158,3 +158,44 @@ def test_evaluation_reuses_the_power_until_theta_changes():
     assert changed is not first
     torch.testing.assert_close(changed, theta.sign() * theta.abs().pow(3.0))
     assert layer.weight.requires_grad  # with gradients, computed afresh each time
+
+
+@pytest.mark.parametrize("alpha", [1.5, 3.0])
+def test_gradcheck_with_a_scale(alpha):
+    theta = torch.randn(6, 5, dtype=torch.float64)
+    theta = (theta + 0.1 * theta.sign()).requires_grad_(True)
+    assert torch.autograd.gradcheck(PowerPropagation(alpha=alpha, scale=7.5), (theta,))
+
+
+@pytest.mark.parametrize("alpha", [1.5, 2.0, 4.0])
+def test_normalised_step_moves_a_typical_weight_as_alpha_one_does(alpha):
+    torch.manual_seed(0)
+    plain = nn.Linear(300, 50).double()
+    layer = nn.Linear(300, 50).double()
+    with torch.no_grad():
+        layer.weight.copy_(plain.weight)
+    start = plain.weight.detach().clone()
+    apply_powerprop(layer, alpha=alpha, normalise_step=True)
+    assert torch.allclose(layer.weight, start)  # the same function at the start
+    inputs, lr = torch.randn(64, 300, dtype=torch.float64), 1e-4
+    for model, stored in ((plain, plain.weight), (layer, layer.parametrizations.weight.original)):
+        model(inputs).square().mean().backward()
+        with torch.no_grad():
+            stored -= lr * stored.grad
+    step_plain = (plain.weight.detach() - start).abs()
+    step_power = (layer.weight.detach() - start).abs()
+    rms = float(start.pow(2).mean().sqrt())
+    typical = (start.abs() > 0.8 * rms) & (start.abs() < 1.2 * rms)
+    ratio = float(step_power[typical].sum() / step_plain[typical].sum())
+    assert ratio == pytest.approx(1.0, rel=0.15)
+    relative = step_power / step_plain
+    assert float(relative[start.abs() > 1.5 * rms].mean()) > 1.2  # the rich still get richer
+    assert float(relative[start.abs() < 0.5 * rms].mean()) < 0.8
+
+
+def test_the_scale_travels_with_the_state_dict():
+    model = apply_powerprop(small_mlp(0), alpha=2.0, normalise_step=True)
+    rebuilt = apply_powerprop(small_mlp(1), alpha=2.0, normalise_step=True)
+    rebuilt.load_state_dict(model.state_dict())
+    inputs = torch.randn(4, 20)
+    assert torch.equal(rebuilt(inputs), model(inputs))

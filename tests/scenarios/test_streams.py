@@ -111,3 +111,23 @@ def test_shuffled_batches_cover_every_example_once(digits):
     labels = torch.cat([b[1] for b in TensorBatchLoader(split, batch_size=32, shuffle=True)])
     assert torch.equal(labels.sort().values, split.labels.sort().values)
     assert not torch.equal(labels, split.labels)
+
+
+def test_train_per_class_keeps_that_many_per_class_seeded_and_the_whole_test_set(digits):
+    small = build_stream("split-digits", data=digits, train_per_class=20, seed=3)
+    again = build_stream("split-digits", data=digits, train_per_class=20, seed=3)
+    whole = build_stream("split-digits", data=digits, seed=3)
+    for task in range(small.n_tasks):
+        seen = torch.cat([small.train[task].labels, small.valid[task].labels])
+        assert torch.bincount(seen).tolist() == [20, 20]
+        assert torch.equal(small.train[task].rows, again.train[task].rows)
+        assert len(small.test[task]) == len(whole.test[task])
+    other = build_stream("split-digits", data=digits, train_per_class=20, seed=4)
+    assert not torch.equal(
+        other.train[0].images[other.train[0].rows], small.train[0].images[small.train[0].rows]
+    )
+
+
+def test_train_per_class_must_be_positive(digits):
+    with pytest.raises(ValueError, match="at least 1"):
+        build_stream("permuted-digits", data=digits, train_per_class=0)

@@ -1,14 +1,20 @@
+import math
+
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
+from clearn.budget import MIN_PATIENCE_STEPS
 from clearn.epn import KEPT_CANDIDATES
 from clearn.network import TaskNetwork
 from scenarios.streams import build_stream
 from strategies.epn import PackingPlugin
+from strategies.heads import MultiHeadNet
+from strategies.plateau_stop import PlateauStopPlugin
 from strategies.task_model import AvalancheTaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
@@ -120,10 +126,71 @@ def test_full_avalanche_pipeline_with_accuracy_and_forgetting_metrics(stream):
         loggers=[],
     )
     # eval_every=1 evaluates inside training: the plugin must survive being re-entered.
-    _, _, strategy = packing_run(stream, evaluator=evaluator, epochs=2, eval_every=1)
+    # Six epochs: the default budget retrains one epoch after pruning, within the epochs.
+    _, _, strategy = packing_run(stream, evaluator=evaluator, epochs=6, eval_every=1)
     for task, experience in enumerate(stream.benchmark.train_stream):
         strategy.train(experience, eval_streams=[stream.benchmark.test_stream[: task + 1]])
         metrics = strategy.eval(stream.benchmark.test_stream[: task + 1])
     assert metrics["StreamForgetting/eval_phase/test_stream"] == 0.0
     for task in range(3):
         assert metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task00{task}/Exp00{task}"] > 0.3
+
+
+def test_each_task_trains_until_its_validation_loss_stops_improving(stream):
+    cap = 30
+    _, plugin, strategy = packing_run(stream, epochs=cap)
+    epochs_run = []
+    strategy.plugins.append(EpochCounter(epochs_run))
+    for experience in stream.benchmark.train_stream:
+        strategy.train(experience, eval_streams=[])
+    for report, ran in zip(plugin.reports, epochs_run, strict=True):
+        # Trained, pruned, then retrained one epoch: the stop never leaks into the next task.
+        assert 1 <= report.epochs_trained == len(report.val_acc_per_epoch)
+        assert ran == report.epochs_trained + 1
+    assert min(epochs_run) < cap  # stopped on a plateau, not by the cap
+    assert not any(r.under_trained for r in plugin.reports if r.epochs_trained < cap - 1)
+
+
+def test_a_task_still_improving_at_the_cap_is_reported_under_trained(stream):
+    _, plugin, strategy = packing_run(stream, epochs=3)
+    for experience in stream.benchmark.train_stream:
+        strategy.train(experience, eval_streams=[])
+    assert all(r.epochs_trained == 2 for r in plugin.reports)
+    assert any(r.under_trained for r in plugin.reports)
+
+
+def test_baselines_stop_once_their_validation_loss_stops_improving(stream):
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU())
+    model = MultiHeadNet(backbone=backbone, feature_size=64, classes_per_task=[10] * 3)
+    stop = PlateauStopPlugin(stream.benchmark.valid_stream, patience=2)
+    strategy = Naive(
+        model=model,
+        # lr 0: the validation loss never improves after the first epoch.
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+        train_mb_size=32,
+        train_epochs=40,
+        eval_mb_size=256,
+        plugins=[TensorLoaderPlugin(), stop],
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    for experience in stream.benchmark.train_stream:
+        strategy.train(experience, eval_streams=[])
+    steps = math.ceil(len(stream.train[0]) / 32)
+    stale = max(2, math.ceil(MIN_PATIENCE_STEPS / steps))
+    assert stop.epochs_trained == {task: 1 + stale for task in range(3)}
+    assert stop.under_trained == []
+
+
+class EpochCounter(SupervisedPlugin):
+    """Counts the epochs each experience really ran."""
+
+    def __init__(self, counts: list[int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        self.counts.append(0)
+
+    def after_training_epoch(self, strategy, **kwargs) -> None:
+        self.counts[-1] += 1

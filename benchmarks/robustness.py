@@ -1,0 +1,191 @@
+"""Do the defaults hold on data no one tuned them on? The default `epn` against `epn --alpha 1`,
+classic PackNet and EWC, on permuted and split digits and Fashion-MNIST, with 100 to all training
+images per class, and on the WSN preset; every strategy under the same budget (each task trains
+until its validation loss stops improving, 50 epochs at most).
+
+Writes benchmarks/results/robustness.{json,md,png}. Target (issue "Defaults that hold on data
+nobody tuned them on"): on every stream the default reaches the best ACC of `epn --alpha 1` and
+PackNet minus 1 point, with at most half of `epn --alpha 1`'s capacity.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from benchmarks.common import RESULTS_DIR, main, run_all, save_result
+from clearn.config import RunConfig
+from clearn.plots import plot_robustness
+from scenarios.datasets import DEBIAN_FASHION_MNIST
+
+METHODS = {
+    "epn (default)": {},
+    "epn --alpha 1": {"alpha": 1.0},
+    "packnet (classic, α=1)": {"strategy": "packnet", "alpha": 1.0, "init_scale": 1.0},
+    "ewc": {"strategy": "ewc"},
+}
+DEFAULT, ALPHA_ONE, PACKNET = list(METHODS)[:3]
+PERMUTED_TASKS = 5
+DIGITS_SIZES: tuple[int | None, ...] = (100, None)
+"""The digits hold about 144 training images per class: 100 and all of them."""
+FMNIST_SIZES: tuple[int | None, ...] = (100, 500, 2000, None)
+FEW_SEEDS_FROM = 2000
+"""Sizes from this one up run one seed (they take minutes per run); smaller ones three."""
+PRESET = Path(__file__).resolve().parent / "presets" / "wsn-permuted-mnist.toml"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _studies(quick: bool) -> list[tuple[str, int | None]]:
+    streams = [("permuted-digits", DIGITS_SIZES), ("split-digits", DIGITS_SIZES)]
+    if DEBIAN_FASHION_MNIST.is_dir() and not quick:
+        streams += [("permuted-fmnist", FMNIST_SIZES), ("split-fmnist", FMNIST_SIZES)]
+    return [(stream, size) for stream, sizes in streams for size in sizes]
+
+
+def _seeds(size: int | None, quick: bool) -> list[int]:
+    if quick or size is None or size >= FEW_SEEDS_FROM:
+        return [0]
+    return [0, 1, 2]
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    done = [r for r in runs if "diverged" not in r]
+    if not done:
+        return {"diverged": len(runs)}
+    used = [sum(r["capacity"]) for r in done if r.get("capacity") is not None]
+    return {
+        "acc": [r["acc"] for r in done],
+        "capacity": used or None,
+        "train_seconds": statistics.fmean(r["train_seconds"] for r in done),
+        "under_trained_tasks": sum(len(r.get("under_trained_tasks", [])) for r in done),
+        "diverged": len(runs) - len(done),
+    }
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _cell(values: list[float] | None) -> str:
+    if not values:
+        return "–"
+    spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{100 * statistics.fmean(values):.1f}{spread}"
+
+
+def _verdict(rows: dict[str, dict[str, Any]]) -> str:
+    """Whether the default meets the target on one stream, or by how much it misses."""
+    accs = {name: _mean(rows[name].get("acc")) for name in (DEFAULT, ALPHA_ONE, PACKNET)}
+    if None in accs.values():
+        return "not measured (a run diverged)"
+    bar = max(accs[ALPHA_ONE], accs[PACKNET]) - 0.01
+    cap, cap_one = _mean(rows[DEFAULT]["capacity"]), _mean(rows[ALPHA_ONE]["capacity"])
+    missed = []
+    if accs[DEFAULT] < bar:
+        missed.append(f"ACC {100 * (bar - accs[DEFAULT]):.1f} pt short")
+    if cap > cap_one / 2:
+        missed.append(f"capacity {cap / cap_one:.2f}× α=1's")
+    return "met" if not missed else "missed: " + ", ".join(missed)
+
+
+def _table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = [
+        "| stream | train images / class | seeds | "
+        + " | ".join(f"{m} ACC % / capacity % / s" for m in METHODS)
+        + " | target |",
+        "|---|---|---|" + "---|" * len(METHODS) + "---|",
+    ]
+    for study, rows in results.items():
+        stream, _, size = study.partition(" @ ")
+        cells = []
+        for name in METHODS:
+            row = rows[name]
+            if "acc" not in row:
+                cells.append("diverged")
+                continue
+            cells.append(
+                f"{_cell(row['acc'])} / {_cell(row['capacity'])} / {row['train_seconds']:.0f}"
+            )
+        seeds = len(rows[DEFAULT].get("acc", [])) or "–"
+        lines.append(
+            f"| {stream} | {size} | {seeds} | " + " | ".join(cells) + f" | {_verdict(rows)} |"
+        )
+    return "\n".join(lines)
+
+
+def _preset_runs(folder: Path) -> dict:
+    """The WSN preset (its protocol, the defaults' method) on Fashion-MNIST: no MNIST here."""
+    preset = tomllib.loads(PRESET.read_text())
+    preset.update(scenario="permuted-fmnist")
+    methods = {name: METHODS[name] for name in (DEFAULT, ALPHA_ONE, PACKNET)}
+    return {
+        ("wsn-preset", name): (
+            RunConfig(**{**preset, **options}).validate(),
+            folder / "wsn-preset" / _slug(name),
+        )
+        for name, options in methods.items()
+    }
+
+
+def run(*, quick: bool = False) -> dict:
+    """Run every stream × size × method × seed (finished runs reused); write the table."""
+    folder = RESULTS_DIR / "runs" / "robustness"
+    runs = {}
+    for stream, size in _studies(quick):
+        tasks = PERMUTED_TASKS if stream.startswith("permuted") else None
+        for name, options in METHODS.items():
+            for seed in _seeds(size, quick):
+                config = RunConfig(
+                    scenario=stream, tasks=tasks, train_per_class=size, seed=seed, **options
+                )
+                path = folder / stream / f"{size or 'all'}" / _slug(name) / f"s{seed}"
+                runs[(f"{stream} @ {size or 'all'}", name, seed)] = (config.validate(), path)
+    if DEBIAN_FASHION_MNIST.is_dir() and not quick:
+        runs.update({(*key, 0): run for key, run in _preset_runs(folder).items()})
+    finished = run_all(runs)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for study, name, _seed in runs:
+        results.setdefault(study, {}).setdefault(name, [])
+    for (study, name, seed), _ in runs.items():
+        results[study][name].append(finished[study, name, seed])
+    summary = {
+        study: {name: _summary(found) for name, found in rows.items()}
+        for study, rows in results.items()
+    }
+    preset = summary.pop("wsn-preset", None)
+    text = (
+        "Default `epn`: "
+        + ", ".join(f"{k} {v}" for k, v in _default_settings().items())
+        + "\n\n"
+        + _table(summary)
+    )
+    if preset is not None:
+        text += "\n\n**WSN preset** (MLP 100-100, batch 10, lr 0.01, 5 epochs, 10 tasks) on "
+        text += "permuted Fashion-MNIST (no MNIST here): " + "; ".join(
+            f"{name} {_cell(row.get('acc'))}% ACC at {_cell(row.get('capacity'))}% capacity"
+            for name, row in preset.items()
+        )
+        text += ". Published on real MNIST (WSN, ICML 2022): PackNet 96.37% at 96.4%, WSN "
+        text += "94.84% at 19.9%."
+    print(text)
+    (RESULTS_DIR / "robustness.md").write_text(text + "\n")
+    plot_robustness(summary, list(METHODS), RESULTS_DIR / "robustness.png")
+    save_result("robustness", {"streams": summary, "wsn_preset": preset})
+    return summary
+
+
+def _default_settings() -> dict[str, Any]:
+    defaults = RunConfig()
+    keys = ("alpha", "normalise_step", "init_scale", "gamma", "retrain_epochs", "lr", "epochs")
+    return {key: getattr(defaults, key) for key in (*keys, "patience")}
+
+
+if __name__ == "__main__":
+    main(run, __doc__)

@@ -1,0 +1,58 @@
+"""Avalanche plugin: stop each experience's training once its validation loss stops improving."""
+
+from __future__ import annotations
+
+from avalanche.core import SupervisedPlugin
+
+from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
+from strategies.validation import ValidationData
+
+__all__ = ["PlateauStopPlugin", "stop_after_this_epoch"]
+
+
+def stop_after_this_epoch(strategy) -> None:
+    """Ask Avalanche to end the experience's training after the current epoch.
+
+    Avalanche keeps the flag until its next epoch starts: it is never set on the last epoch,
+    or the next experience would stop before it trained.
+    """
+    if strategy.clock.train_exp_epochs + 1 < strategy.train_epochs:
+        strategy.stop_training()
+
+
+class PlateauStopPlugin(SupervisedPlugin):
+    """The same training budget as the packing strategies, for any multi-task model.
+
+    After every epoch the model is scored on the experience's validation data (the
+    experience of `valid_stream` with the same task label); training stops once the loss has
+    not improved for `patience` epochs (and MIN_PATIENCE_STEPS steps), `train_epochs` being
+    the cap. `under_trained` lists the tasks that the cap stopped while still improving.
+    """
+
+    def __init__(self, valid_stream, *, patience: int = DEFAULT_PATIENCE) -> None:
+        super().__init__()
+        self.validation = ValidationData(valid_stream)
+        self.patience = patience
+        self.epochs_trained: dict[int, int] = {}
+        self.under_trained: list[int] = []
+        self._budget: TaskBudget | None = None
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        self._budget = TaskBudget(max_epochs=strategy.train_epochs, patience=self.patience)
+
+    def after_training_epoch(self, strategy, **kwargs) -> None:
+        task = strategy.experience.task_label
+        score = self.validation.score(
+            strategy.model, task, batch_size=strategy.eval_mb_size, device=strategy.device
+        )
+        action = self._budget.after_epoch(
+            -score.loss, steps=strategy.clock.train_epoch_iterations
+        )
+        if action is EpochAction.STOP:
+            stop_after_this_epoch(strategy)
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        task = strategy.experience.task_label
+        self.epochs_trained[task] = self._budget.packed_after or strategy.train_epochs
+        if self._budget.under_trained:
+            self.under_trained.append(task)
