@@ -157,7 +157,20 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES)
     parser.add_argument("--alpha", type=_alpha, help="Powerprop exponent for epn/packnet")
     parser.add_argument("--tasks", type=_positive_int)
-    parser.add_argument("--epochs", type=_positive_int)
+    parser.add_argument(
+        "--epochs", type=_positive_int, help="epoch cap per task (default 50; see --patience)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        help="stop a task after this many epochs without a better validation loss "
+        "(default 3, and at least 300 steps); 0 trains every epoch",
+    )
+    parser.add_argument(
+        "--normalise-step",
+        action=argparse.BooleanOptionalAction,
+        help="Powerprop: scale each layer so a typical weight trains at alpha=1's pace",
+    )
     parser.add_argument("--model", choices=MODELS)
     parser.add_argument("--hidden", type=_positive_int, nargs="+", help="MLP widths")
     parser.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -167,7 +180,9 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=_positive_int)
     parser.add_argument("--gamma", type=float, help="EPN: share of validation accuracy kept")
     parser.add_argument("--prune-fraction", type=float, help="packnet: share pruned per task")
-    parser.add_argument("--retrain-epochs", type=int, help="packnet: epochs after pruning")
+    parser.add_argument(
+        "--retrain-epochs", type=int, help="epn/packnet: epochs retraining the survivors"
+    )
     parser.add_argument("--scope", choices=["layer", "global"])
     parser.add_argument("--init-scale", type=_positive_float, help="factor on the default init")
     parser.add_argument(

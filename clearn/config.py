@@ -52,11 +52,12 @@ class RunConfig:
     tasks: int | None = None
     """Number of tasks; None takes the scenario's default."""
     epochs: int = DEFAULT_MAX_EPOCHS
-    """Epoch cap per task; `epn` / `packnet` stop a task earlier once its validation accuracy
-    has not improved for `patience` epochs."""
-    patience: int | None = DEFAULT_PATIENCE
-    """`epn` / `packnet`: epochs without a better validation accuracy that end a task's
-    training; None trains every one of `epochs`."""
+    """Epoch cap per task; a task stops earlier once its validation loss has not improved
+    for `patience` epochs."""
+    patience: int = DEFAULT_PATIENCE
+    """Epochs without a better validation loss (spanning at least 300 steps) that end a
+    task's training, for `epn`, `packnet`, `naive`, `ewc`, `si` and `lwf`; 0 trains every
+    one of `epochs`."""
     model: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [300, 100])
     optimizer: str = "sgd"
@@ -123,8 +124,8 @@ class RunConfig:
             )
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be at least 1 epoch (or unset), got {self.patience}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be 0 (off) or a number of epochs, got {self.patience}")
         if self.retrain_epochs < 0:
             raise ValueError(f"retrain_epochs must not be negative, got {self.retrain_epochs}")
         if not 0.0 <= self.prune_fraction < 1.0:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from clearn.epn import KeptSearch, search_kept_fraction
+from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
 from clearn.network import TaskNetwork
 from clearn.powerprop import effective_weights, reinitialise_, stored_weight
 from clearn.pruning import Scope, magnitude_masks
@@ -201,16 +201,34 @@ class TaskPacker:
             for mask in self.network.masks.values():
                 mask.candidate = None
 
-    def search(self, evaluate: Callable[[], float], *, gamma: float) -> KeptSearch:
-        """EfficientPackNet: smallest kept fraction whose `evaluate()` ≥ gamma·(unpruned)."""
+    def search(
+        self,
+        evaluate: Callable[[], float],
+        *,
+        gamma: float,
+        guard: Callable[[], float] | None = None,
+    ) -> KeptSearch:
+        """EfficientPackNet: smallest kept fraction whose `evaluate()` ≥ gamma·(unpruned).
+
+        With `guard` (say, accuracy on the task's training data), a candidate must also keep
+        gamma of the guard's unpruned value: a small validation set cannot tell a pruned
+        network that still fits the task from one that lost it, and the smallest kept
+        fraction that passes by chance is the one a search finds. A candidate failing the
+        guard is recorded with score -1.
+        """
         self._require(Phase.TRAINING)
         self.network.show_free_weights(True)
         unpruned = evaluate()
-        return search_kept_fraction(
-            lambda kept: self.evaluate_candidate(self.candidate_masks(kept), evaluate),
-            reference=unpruned,
-            gamma=gamma,
-        )
+        guard_threshold = None if guard is None else check_gamma(gamma) * guard()
+
+        def score_at(kept: float) -> float:
+            masks = self.candidate_masks(kept)
+            if guard_threshold is not None:
+                if self.evaluate_candidate(masks, guard) < guard_threshold:
+                    return -1.0
+            return self.evaluate_candidate(masks, evaluate)
+
+        return search_kept_fraction(score_at, reference=unpruned, gamma=gamma)
 
     def prune(self, kept: float) -> dict[str, Tensor]:
         """TRAINING → PRUNED: the task owns its top `kept` share of the weights it trained;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,12 +10,12 @@ from avalanche.core import SupervisedPlugin
 
 from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
 from clearn.epn import DEFAULT_GAMMA, DEFAULT_INIT_SCALE, DEFAULT_RETRAIN_EPOCHS, check_gamma
-from clearn.evaluation import TaskScore
+from clearn.evaluation import TaskScore, task_accuracy
 from clearn.network import TaskNetwork
 from clearn.packing import Phase, TaskPacker
 from clearn.pruning import Scope
 from strategies.plateau_stop import stop_after_this_epoch
-from strategies.validation import ValidationData
+from strategies.validation import ValidationData, dataset_batches
 
 __all__ = ["DEFAULT_GAMMA", "PackingPlugin", "TaskReport"]
 
@@ -38,6 +39,9 @@ class TaskReport:
     """True when the epoch cap stopped the task while its validation loss still fell."""
     val_acc_per_epoch: tuple[float, ...] = ()
     """Validation accuracy of the unpruned task after each of its training epochs."""
+    retraining_kept: bool = False
+    """Whether the task kept its retrained survivors (False: no retraining, or retraining
+    lowered validation accuracy and was undone)."""
 
 
 class PackingPlugin(SupervisedPlugin):
@@ -96,6 +100,8 @@ class PackingPlugin(SupervisedPlugin):
         self._packed: tuple[float, float | None, float | None, int] | None = None
         """kept, unpruned and pruned validation accuracy, search evaluations of this task."""
         self._val_accuracies: list[float] = []
+        self._before_retraining: dict | None = None
+        """The network's state right after pruning, while its survivors are retrained."""
 
     def _validation(self, strategy) -> TaskScore:
         return self.validation.score(
@@ -139,17 +145,45 @@ class PackingPlugin(SupervisedPlugin):
         if self.packer.frozen_features:
             kept = 0.0
         elif self.mode == "epn":
+            training_data = dataset_batches(strategy.experience.dataset, strategy.eval_mb_size)
             search = self.packer.search(
-                lambda: self._validation(strategy).accuracy, gamma=self.gamma
+                lambda: self._validation(strategy).accuracy,
+                gamma=self.gamma,
+                guard=lambda: task_accuracy(
+                    self.network, training_data, self.packer.task, strategy.device
+                ),
             )
             kept, unpruned, pruned = search.kept, search.reference, search.score
             evaluations = len(search.evaluations) + 1
         self.packer.prune(kept)
+        if self.validation is not None and self._budget.retrain_epochs:
+            if pruned is None:  # packnet: the pruned accuracy that retraining must keep
+                pruned = self._validation(strategy).accuracy
+            self._before_retraining = copy.deepcopy(self.network.state_dict())
         self._packed = (kept, unpruned, pruned, evaluations)
+
+    def _keep_retraining_if_it_helped(self, strategy) -> bool:
+        """Undo the retraining when it lowered validation accuracy; say whether it stayed.
+
+        Retraining moves only the survivors, and under Powerprop the largest weights move
+        fastest: with very few survivors one epoch at the training step size can undo what
+        the search kept (seen: validation 0.99 after pruning, 0.62 after retraining).
+        """
+        if self._before_retraining is None:
+            return False
+        pruned = self._packed[2]
+        if self._validation(strategy).accuracy >= pruned:
+            kept = True
+        else:
+            self.network.load_state_dict(self._before_retraining)
+            kept = False
+        self._before_retraining = None
+        return kept
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         if self.packer.phase is Phase.TRAINING:  # a loop that ended before any epoch did
             self._pack(strategy)
+        retraining_kept = self._keep_retraining_if_it_helped(strategy)
         task = self.packer.task
         self.packer.end_task()
         kept, unpruned, pruned, evaluations = self._packed
@@ -165,6 +199,7 @@ class PackingPlugin(SupervisedPlugin):
             epochs_trained=budget.packed_after or 0,
             under_trained=budget.under_trained,
             val_acc_per_epoch=tuple(self._val_accuracies),
+            retraining_kept=retraining_kept,
         )
         self.reports.append(report)
         if self.verbose:

@@ -88,7 +88,7 @@ def assemble(
             gamma=config.gamma,
             prune_fraction=config.prune_fraction,
             retrain_epochs=config.retrain_epochs,
-            patience=config.patience,
+            patience=config.patience or None,
             scope=config.scope,
             allow_frozen_features=config.allow_frozen_features,
             seed=config.seed,
@@ -107,7 +107,7 @@ def assemble(
             backbone=features, feature_size=width, classes_per_task=stream.classes_per_task
         )
     plateau_stop = None
-    if config.strategy in PLATEAU_STOPPED and config.patience is not None:
+    if config.strategy in PLATEAU_STOPPED and config.patience:
         plateau_stop = PlateauStopPlugin(stream.benchmark.valid_stream, patience=config.patience)
         plugins.append(plateau_stop)
     plugins += [FiniteLossPlugin(), ProgressPlugin(), *(extra_plugins or [])]

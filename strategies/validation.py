@@ -10,7 +10,16 @@ from clearn.evaluation import TaskScore, task_score
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 
-__all__ = ["ValidationData"]
+__all__ = ["ValidationData", "dataset_batches"]
+
+
+def dataset_batches(dataset, batch_size: int):
+    """Unshuffled minibatches of an experience's dataset: whole-tensor batches for the
+    streams built here, Avalanche's eval view through a DataLoader for any other."""
+    split = split_of(dataset)
+    if split is not None:
+        return TensorBatchLoader(split, batch_size=batch_size, shuffle=False)
+    return DataLoader(dataset.eval(), batch_size=batch_size)
 
 
 class ValidationData:
@@ -28,11 +37,7 @@ class ValidationData:
             self._experiences = {e.task_label: e for e in self.stream}
         if task not in self._experiences:
             raise ValueError(f"the validation stream has no experience with task label {task}")
-        experience = self._experiences[task]
-        split = split_of(experience.dataset)
-        if split is not None:
-            return TensorBatchLoader(split, batch_size=batch_size, shuffle=False)
-        return DataLoader(experience.dataset.eval(), batch_size=batch_size)
+        return dataset_batches(self._experiences[task].dataset, batch_size)
 
     def score(
         self, model: nn.Module, task: int, *, batch_size: int, device: torch.device | str
