@@ -87,8 +87,8 @@ class TaskBudget:
             return EpochAction.STOP if done else EpochAction.CONTINUE
         self._epochs += 1
         if score is not None:
-            if not math.isfinite(score):
-                raise ValueError(f"the validation score must be finite, got {score}")
+            if math.isnan(score):  # a diverged network: no improvement (the loss guard stops it)
+                score = -math.inf
             if not self.scores or score > max(self.scores):
                 self._stale_epochs = self._stale_steps = 0
             else:

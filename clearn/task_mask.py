@@ -45,6 +45,12 @@ def owner_dtype_for(task: int) -> torch.dtype:
     raise ValueError(f"a network holds at most {MAX_TASKS} tasks, got task {task}")
 
 
+def _masked(weight: Tensor, visible: Tensor) -> Tensor:
+    """`weight` where `visible`, else 0. Not `weight * visible`: a weight outside the view that
+    is NaN or infinite (a later task diverged) would leak into the view as NaN·0 = NaN."""
+    return torch.where(visible, weight, weight.new_zeros(()))
+
+
 class TaskMask(nn.Module):
     """Parametrization w ↦ w·[owner(w) visible to the selected view].
 
@@ -70,19 +76,19 @@ class TaskMask(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         """The weight with everything outside the current view set to zero."""
         if self.candidate is not None:
-            return weight * self.candidate
+            return _masked(weight, self.candidate)
         visible = self.visible()
         if visible is None:
             return weight
         if torch.is_grad_enabled():
-            return weight * visible
+            return _masked(weight, visible)
         key = (self.view_task, self.include_free)
         cached = self._masked.get(key)
         # The entry holds the weight tensor itself, so an identity match cannot be a new
         # tensor at a reused address; the version catches in-place updates.
         if cached is not None and cached[0] is weight and cached[1] == weight._version:
             return cached[2]
-        product = weight * visible
+        product = _masked(weight, visible)
         if cached is not None or len(self._masked) < MASKED_WEIGHT_CACHE_SIZE:
             self._masked[key] = (weight, weight._version, product)
         return product

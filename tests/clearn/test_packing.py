@@ -222,3 +222,67 @@ def test_init_scale_multiplies_the_effective_initial_weights(alpha):
         net.select(None)
         spreads[scale] = float(effective_weights(net.backbone)["1"].abs().max())
     assert spreads[0.25] == pytest.approx(0.25 * spreads[1.0], rel=1e-5)
+
+
+def _trained_for_search() -> tuple[TaskPacker, torch.Tensor, torch.Tensor]:
+    net = network(tasks=1)
+    packer = TaskPacker(net)
+    inputs, labels = task_data(0)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.2)
+    packer.begin_task(0)
+    for _ in range(60):
+        loss = nn.functional.cross_entropy(net(inputs, 0), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return packer, inputs, labels
+
+
+def _accuracy(net: TaskNetwork, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((net(inputs, 0).argmax(1) == labels).float().mean())
+
+
+def test_a_guard_can_only_make_the_search_keep_more():
+    packer, inputs, labels = _trained_for_search()
+
+    def validation() -> float:  # a tiny validation set: 8 examples
+        return _accuracy(packer.network, inputs[:8], labels[:8])
+
+    def training() -> float:
+        return _accuracy(packer.network, inputs, labels)
+
+    alone = packer.search(validation, gamma=0.95)
+    guarded = packer.search(validation, gamma=0.95, guard=training)
+    assert guarded.kept >= alone.kept
+    assert guarded.score >= guarded.threshold
+    at_kept = packer.evaluate_candidate(packer.candidate_masks(guarded.kept), training)
+    assert at_kept >= 0.95 * training()
+    failing = [k for k, s in guarded.evaluations.items() if s == -1.0]
+    assert all(k < guarded.kept for k in failing)
+
+
+def test_a_guard_that_never_holds_keeps_everything():
+    packer, inputs, labels = _trained_for_search()
+    calls = iter(range(10_000))
+
+    def guard() -> float:  # the unpruned network scores 1, every candidate 0
+        return 1.0 if next(calls) == 0 else 0.0
+
+    result = packer.search(
+        lambda: _accuracy(packer.network, inputs, labels), gamma=0.9, guard=guard
+    )
+    assert result.kept == 1.0
+
+
+def test_a_non_finite_weight_outside_a_view_does_not_leak_into_it():
+    net = network()
+    packer = TaskPacker(net)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    train_task(packer, optimizer, 0)
+    before = logits(net, 0)
+    layer = dict(net.backbone.named_modules())["1"]
+    free = net.masks["1"].owner == 0
+    with torch.no_grad():
+        stored_weight(layer)[free] = float("nan")
+    assert torch.equal(logits(net, 0), before)

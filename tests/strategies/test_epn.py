@@ -10,8 +10,11 @@ from torch import nn
 
 from clearn.budget import MIN_PATIENCE_STEPS
 from clearn.epn import KEPT_CANDIDATES
+from clearn.evaluation import task_accuracy
 from clearn.network import TaskNetwork
+from clearn.packing import Phase
 from scenarios.streams import build_stream
+from scenarios.tasks import TensorBatchLoader
 from strategies.epn import PackingPlugin
 from strategies.heads import MultiHeadNet
 from strategies.plateau_stop import PlateauStopPlugin
@@ -194,3 +197,44 @@ class EpochCounter(SupervisedPlugin):
 
     def after_training_epoch(self, strategy, **kwargs) -> None:
         self.counts[-1] += 1
+
+
+class SabotagedRetraining(SupervisedPlugin):
+    """Raises the learning rate a thousandfold once the task is pruned."""
+
+    def __init__(self, packing: PackingPlugin) -> None:
+        super().__init__()
+        self.packing = packing
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        for group in strategy.optimizer.param_groups:
+            group["lr"] = 0.05
+
+    def after_training_epoch(self, strategy, **kwargs) -> None:
+        if self.packing.packer.phase is Phase.PRUNED:
+            for group in strategy.optimizer.param_groups:
+                group["lr"] = 50.0
+
+
+def test_retraining_that_lowers_validation_accuracy_is_undone(stream):
+    network, plugin, strategy = packing_run(stream, epochs=4)
+    strategy.plugins.append(SabotagedRetraining(plugin))
+    for experience in stream.benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    for task, report in enumerate(plugin.reports):
+        assert not report.retraining_kept
+        assert validation_accuracy(stream, network, task) == report.pruned_val_acc
+
+
+@pytest.mark.parametrize("mode", ["epn", "packnet"])
+def test_retraining_never_lowers_validation_accuracy(stream, mode):
+    network, plugin, strategy = packing_run(stream, epochs=4, mode=mode, alpha=1.5)
+    for experience in stream.benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    for task, report in enumerate(plugin.reports):
+        assert validation_accuracy(stream, network, task) >= report.pruned_val_acc
+
+
+def validation_accuracy(stream, network, task: int) -> float:
+    batches = TensorBatchLoader(stream.valid[task], batch_size=256, shuffle=False)
+    return task_accuracy(network, batches, task, "cpu")
