@@ -276,12 +276,12 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         "folder under --out; finished runs are reused, so a sweep resumes.",
     )
     parser.add_argument("--config", type=Path, help="TOML file with the base run's options")
-    parser.add_argument("--scenario", default="permuted-digits")
-    parser.add_argument("--strategy", default="epn")
+    parser.add_argument("--scenario", default=None, help="default: the file's, else run's")
+    parser.add_argument("--strategy", default=None)
     parser.add_argument("--tasks", type=_positive_int, default=None)
-    parser.add_argument("--epochs", type=_positive_int, default=5)
+    parser.add_argument("--epochs", type=_positive_int, default=None)
     parser.add_argument("--hidden", type=_positive_int, nargs="+", default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--alphas", type=_alpha, nargs="+", default=[1.0, 2.0])
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.9, 0.95, 0.98, 0.99])
     parser.add_argument("--lrs", type=_positive_float, nargs="+", default=None)
@@ -308,15 +308,16 @@ def _sweep(args: argparse.Namespace) -> None:
     from clearn.sweep import run_sweep, sweep_table
 
     options = read_config(args.config) if args.config else {}
-    options.update(
-        scenario=args.scenario,
-        strategy=args.strategy,
-        tasks=args.tasks,
-        epochs=args.epochs,
-        seed=args.seed,
-    )
-    if args.hidden:
-        options["hidden"] = args.hidden
+    # Only the options given on the command line override the file's.
+    given = {
+        "scenario": args.scenario,
+        "strategy": args.strategy,
+        "tasks": args.tasks,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "hidden": args.hidden,
+    }
+    options.update({key: value for key, value in given.items() if value is not None})
     base = RunConfig(**options).validate()
     grid: dict[str, list] = {"alpha": args.alphas}
     for field, values in (("lr", args.lrs), ("optimizer", args.optimizers), ("scope", args.scopes)):

@@ -150,7 +150,8 @@ class RunConfig:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Options from a TOML file (a flat table of RunConfig fields); unknown keys are errors."""
+    """Options from a TOML file (a flat table of RunConfig fields, `batch_size` or
+    `batch-size`); unknown keys are errors."""
     path = Path(path)
     try:
         options = tomllib.loads(path.read_text())
@@ -158,13 +159,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+    options = {key.replace("-", "_"): value for key, value in options.items()}
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(
             f"config file {path} has unknown options {unknown}; known: {sorted(known)}"
         )
-    return {key.replace("-", "_"): value for key, value in options.items()}
+    return options
 
 
 def write_config(config: RunConfig, path: str | Path) -> Path:

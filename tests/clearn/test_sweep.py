@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from clearn.config import RunConfig
+from clearn.cli import main
+from clearn.config import RunConfig, read_config
 from clearn.experiment import ResultsExistError
 from clearn.sweep import run_sweep, seed_means, sweep_table
 
@@ -78,3 +79,28 @@ def test_sweep_over_seeds_and_a_varied_option_writes_seed_means(tmp_path):
     table = (tmp_path / "sweep.md").read_text()
     assert "| 2 | keep | 0.9 | 2 |" in table
     assert "±" in table
+
+
+def test_sweep_keeps_the_config_files_options_unless_the_command_line_names_them(tmp_path):
+    config = tmp_path / "base.toml"
+    config.write_text('scenario = "split-digits"\ntasks = 2\nepochs = 1\nhidden = [16]\nseed = 4\n')
+    out = tmp_path / "sweep"
+    code = main(
+        ["sweep", "--config", str(config), "--alphas", "1", "--gammas", "0.9", "--out", str(out)]
+    )
+    assert code == 0
+    saved = read_config(next(out.glob("*/config.toml")))
+    assert (saved["scenario"], saved["tasks"], saved["epochs"], saved["seed"]) == (
+        "split-digits",
+        2,
+        1,
+        4,
+    )
+    assert saved["hidden"] == [16]
+
+
+def test_config_files_take_hyphenated_keys(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text("batch-size = 10\ninit-scale = 0.25\n")
+    assert read_config(config) == {"batch_size": 10, "init_scale": 0.25}
+    assert RunConfig(**read_config(config)).validate().batch_size == 10

@@ -93,8 +93,8 @@ def test_epn_keeps_gamma_of_validation_accuracy_and_no_smaller_candidate_would(s
     searches = []
     original_search = plugin.packer.search
 
-    def recording_search(evaluate, *, gamma):
-        result = original_search(evaluate, gamma=gamma)
+    def recording_search(evaluate, *, gamma, **options):
+        result = original_search(evaluate, gamma=gamma, **options)
         searches.append(result)
         return result
 
