@@ -1,4 +1,8 @@
-"""Figures written next to results: PNG files drawn with matplotlib's non-interactive backend."""
+"""Figures written next to results: PNG files drawn on matplotlib `Figure` objects.
+
+No pyplot and no backend switch: importing this module leaves the user's matplotlib as it
+was (inline plots in a notebook keep working), and figures never open a window.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 __all__ = [
     "plot_accuracy_matrix",
@@ -28,7 +30,7 @@ __all__ = [
 
 def plot_prune_curve(curve: Mapping[str, Any], path: str | Path) -> Path:
     """Test accuracy vs weights remaining (log x-axis), one line per α, dense level dotted."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    figure, axes = _figure(figsize=(6.4, 4.2))
     for index, (alpha, series) in enumerate(curve["alphas"].items()):
         if "diverged" in series:
             continue
@@ -57,11 +59,16 @@ def plot_prune_curve(curve: Mapping[str, Any], path: str | Path) -> Path:
     return _save(figure, path)
 
 
-def _save(figure, path: str | Path) -> Path:
+def _figure(*grid: int, figsize: tuple[float, float], **options: Any) -> tuple[Figure, Any]:
+    """A figure and its axes, as pyplot's `subplots` returns them, without pyplot."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(*grid, **options)
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path
 
 
@@ -76,7 +83,7 @@ def plot_accuracy_matrix(
             if value is not None:
                 values[i, j] = value
     side = min(0.5 * max(rows, columns) + 2.5, 14)
-    figure, axes = plt.subplots(figsize=(side + 1, side))
+    figure, axes = _figure(figsize=(side + 1, side))
     image = axes.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     if max(rows, columns) <= 20:
         for i in range(rows):
@@ -101,7 +108,7 @@ def plot_accuracy_matrix(
 
 def plot_task_accuracy(matrix: Sequence[Sequence[float | None]], path: str | Path) -> Path:
     """Accuracy of each task over the rest of the stream (one line per task)."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    figure, axes = _figure(figsize=(6.4, 4.2))
     for j in range(len(matrix)):
         points = [(i, matrix[i][j]) for i in range(j, len(matrix)) if matrix[i][j] is not None]
         if points:
@@ -123,9 +130,9 @@ def plot_task_accuracy(matrix: Sequence[Sequence[float | None]], path: str | Pat
 
 def plot_capacity(capacity: Sequence[float], free_fraction: float, path: str | Path) -> Path:
     """One stacked bar: the share of the network each task owns, and what is still free."""
-    figure, axes = plt.subplots(figsize=(6.4, 2.6))
+    figure, axes = _figure(figsize=(6.4, 2.6))
     left = 0.0
-    colours = plt.get_cmap("tab20")
+    colours = colormaps["tab20"]
     for task, share in enumerate(capacity):
         axes.barh(0, share, left=left, color=colours(task % 20), edgecolor="white", lw=0.3)
         if share > 0.04:
@@ -141,7 +148,7 @@ def plot_capacity(capacity: Sequence[float], free_fraction: float, path: str | P
 def plot_weight_histogram(histogram: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """Histogram of |effective weight| of the backbone (log-spaced bins), from stored counts."""
     edges, counts = np.asarray(histogram["edges"]), np.asarray(histogram["counts"])
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    figure, axes = _figure(figsize=(6.4, 4.0))
     axes.stairs(counts, edges, fill=True, alpha=0.7)
     axes.set_xscale("log")
     axes.set_xlabel("|effective weight|")
@@ -154,7 +161,7 @@ def plot_average_accuracy(
     runs: Mapping[str, Sequence[Sequence[float | None]]], path: str | Path
 ) -> Path:
     """Mean accuracy over the tasks seen so far, after each task, one line per run."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    figure, axes = _figure(figsize=(6.4, 4.2))
     for label, matrix in runs.items():
         means = []
         for i, row in enumerate(matrix):
@@ -184,7 +191,7 @@ def plot_frontier(
     """Mean final accuracy vs capacity used, one point per γ, one line per other setting;
     points that are means over seeds get ± one standard deviation as error bars. A series key
     named "setting" is shown by its value alone."""
-    figure, axes = plt.subplots(figsize=(6.8, 4.4))
+    figure, axes = _figure(figsize=(6.8, 4.4))
     groups: dict[str, list] = {}
     for point in points:
         if point.get("capacity_used") is None:
@@ -222,7 +229,7 @@ def plot_frontier(
 
 def plot_free_capacity(free: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """Free share of the backbone after each task, one line per run."""
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    figure, axes = _figure(figsize=(6.4, 4.0))
     for label, values in free.items():
         axes.plot(range(1, len(values) + 1), [100 * v for v in values], label=label)
     axes.axhline(5, color="grey", ls=":", lw=0.8)
@@ -237,7 +244,7 @@ def plot_free_capacity(free: Mapping[str, Sequence[float]], path: str | Path) ->
 def plot_mechanism(study: Mapping[str, Any], path: str | Path) -> Path:
     """Four panels per α: |w| histogram, movement by initial magnitude, init/final ranking
     overlap, and per-layer sensitivity (accuracy with only that layer pruned)."""
-    figure, axes = plt.subplots(2, 2, figsize=(11, 7.6))
+    figure, axes = _figure(2, 2, figsize=(11, 7.6))
     kept = [100 * k for k in study["kept"]]
     for index, (alpha, s) in enumerate(study["alphas"].items()):
         colour, label = f"C{index}", f"α={alpha}"
@@ -301,7 +308,7 @@ def plot_robustness(
     for study in summary:
         stream, _, size = study.partition(" @ ")
         streams.setdefault(stream, []).append(size)
-    figure, axes = plt.subplots(
+    figure, axes = _figure(
         2, len(streams), figsize=(3.4 * len(streams), 6.0), squeeze=False, sharex="col"
     )
     for column, (stream, sizes) in enumerate(streams.items()):
