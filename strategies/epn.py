@@ -116,7 +116,7 @@ class PackingPlugin(SupervisedPlugin):
         self._budget = TaskBudget(
             max_epochs=strategy.train_epochs,
             retrain_epochs=self.retrain_epochs,
-            patience=self.patience if self.valid_stream is not None else None,
+            patience=self.patience if self.validation is not None else None,
         )
         self._packed = None
         self._val_accuracies = []
@@ -127,7 +127,7 @@ class PackingPlugin(SupervisedPlugin):
     def after_training_epoch(self, strategy, **kwargs) -> None:
         training = self.packer.phase is Phase.TRAINING
         score = None
-        if training and self.valid_stream is not None and not self.packer.frozen_features:
+        if training and self.validation is not None and not self.packer.frozen_features:
             validation = self._validation(strategy)
             score = -validation.loss
             self._val_accuracies.append(validation.accuracy)
