@@ -13,9 +13,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from clearn.config import RunConfig
-from clearn.experiment import run_or_reuse
-from clearn.io import write_json_atomic
+from clearn.app.config import RunConfig
+from clearn.app.experiment import run_or_reuse
+from clearn.app.io import write_json_atomic
 
 __all__ = ["RESULTS_DIR", "main", "median_seconds", "run_all", "save_result"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 from benchmarks.common import RESULTS_DIR, main, run_all, save_result
-from clearn.config import RunConfig
-from clearn.plots import plot_frontier
-from clearn.sweep import seed_means, sweep_table
+from clearn.app.config import RunConfig
+from clearn.app.plots import plot_frontier
+from clearn.app.sweep import seed_means, sweep_table
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 SETTINGS = {

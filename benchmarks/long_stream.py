@@ -7,8 +7,8 @@ falls under 5%. Target: α > 1 holds at least twice as many tasks (or ACC 10 poi
 from __future__ import annotations
 
 from benchmarks.common import RESULTS_DIR, main, run_all, save_result
-from clearn.config import RunConfig
-from clearn.plots import plot_average_accuracy, plot_free_capacity
+from clearn.app.config import RunConfig
+from clearn.app.plots import plot_average_accuracy, plot_free_capacity
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 FREE_FLOOR = 0.05

@@ -14,9 +14,9 @@ import math
 import torch
 
 from benchmarks.common import RESULTS_DIR, main, save_result
-from clearn.plots import plot_mechanism
+from clearn.app.plots import plot_mechanism
+from clearn.app.prune_curve import PruneCurveConfig, masked_accuracy, protocol_splits, train_mlp
 from clearn.powerprop import effective_weights
-from clearn.prune_curve import PruneCurveConfig, masked_accuracy, protocol_splits, train_mlp
 from clearn.pruning import magnitude_masks
 from clearn.weight_study import (
     kept_share_per_layer,

@@ -15,7 +15,7 @@ from pathlib import Path
 import tomllib
 
 from benchmarks.common import RESULTS_DIR, main, run_all, save_result
-from clearn.config import RunConfig
+from clearn.app.config import RunConfig
 from scenarios.datasets import DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
 
 EPN_ALPHAS = sorted({1.0, 2.0, 3.0, RunConfig.alpha})

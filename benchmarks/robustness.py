@@ -18,8 +18,8 @@ from typing import Any
 import tomllib
 
 from benchmarks.common import RESULTS_DIR, main, run_all, save_result
-from clearn.config import RunConfig
-from clearn.plots import plot_robustness
+from clearn.app.config import RunConfig
+from clearn.app.plots import plot_robustness
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 METHODS = {

@@ -16,7 +16,7 @@ import tempfile
 from benchmarks.common import main, save_result
 
 _CHILD = (
-    "import resource, sys; from clearn.cli import main; code = main(sys.argv[1:]); "
+    "import resource, sys; from clearn.app.cli import main; code = main(sys.argv[1:]); "
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
 )
 

@@ -17,8 +17,8 @@ from torch import nn
 
 from benchmarks.common import main, save_result
 from benchmarks.packing_vs_avalanche import avalanche_packnet
-from clearn.config import RunConfig
-from clearn.experiment import run_experiment
+from clearn.app.config import RunConfig
+from clearn.app.experiment import run_experiment
 from clearn.models import mlp
 from clearn.network import TaskNetwork
 from scenarios.datasets import DEBIAN_FASHION_MNIST

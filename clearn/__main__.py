@@ -1,5 +1,5 @@
 """`python -m clearn` runs the command line."""
 
-from clearn.cli import main
+from clearn.app.cli import main
 
 raise SystemExit(main())

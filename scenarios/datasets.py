@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.datasets
+from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
+from sklearn.datasets import load_digits
 from torch import Tensor
 
 from scenarios.cifar import read_cifar_batches
@@ -92,10 +95,6 @@ _IDX_FILES = {
 
 
 def _default_root(avalanche_name: str) -> Path:
-    # Imported here: Avalanche writes ~/.avalanche/config.json on import, which only callers
-    # that rely on its default location should pay for.
-    from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
-
     return default_dataset_location(avalanche_name)
 
 
@@ -131,8 +130,6 @@ def _mnist_family(
             folders.append(debian)
         found = next((f for f in folders if _idx_folder_complete(f)), None)
         if found is None and download:
-            import torchvision.datasets
-
             getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
             found = base / torchvision_class / "raw"
         if found is None:
@@ -171,8 +168,6 @@ def _cifar(
         folder = base / folder_name
         files = [folder / f for f in train + test]
         if not all(f.is_file() for f in files) and download:
-            import torchvision.datasets
-
             getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
         missing = [f for f in files if not f.is_file()]
         if missing:
@@ -189,8 +184,6 @@ def _cifar(
 
 
 def _digits(root: Path | None, download: bool) -> ImageData:
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     images = torch.from_numpy(bunch.images.astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))

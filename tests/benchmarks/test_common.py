@@ -2,7 +2,7 @@ import json
 import os
 
 from benchmarks.common import run_all
-from clearn.config import RunConfig
+from clearn.app.config import RunConfig
 
 
 def test_run_all_trains_each_config_in_worker_processes_and_restores_the_environment(tmp_path):

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from clearn.epn import KEPT_CANDIDATES, check_gamma, search_kept_fraction
@@ -17,8 +19,6 @@ def test_search_finds_the_smallest_passing_candidate_with_few_evaluations(true_k
 
 
 def test_search_rule_holds_on_a_noisy_curve():
-    import math
-
     def noisy(kept: float) -> float:
         return min(1.0, 0.5 + 0.2 * math.log10(kept * 1000) / 3 + 0.03 * math.sin(kept * 400))
 

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from clearn.cli import main
-from clearn.config import RunConfig, read_config
-from clearn.experiment import ResultsExistError
-from clearn.sweep import run_sweep, seed_means, sweep_table
+from clearn.app.cli import main
+from clearn.app.config import RunConfig, read_config
+from clearn.app.experiment import ResultsExistError
+from clearn.app.sweep import run_sweep, seed_means, sweep_table
 
 
 def test_sweep_runs_the_grid_draws_the_frontier_and_reuses_finished_runs(tmp_path):

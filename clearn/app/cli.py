@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import tomllib
+import torch
+
+from clearn.app.compare import compare_runs, load_results
+from clearn.app.config import FREE_WEIGHTS, MODELS, OPTIMIZERS, STRATEGIES, RunConfig, read_config
+from clearn.app.experiment import draw_plots, run_experiment
+from clearn.app.prune_curve import PruneCurveConfig, run_prune_curve, summary_table
+from clearn.app.sweep import run_sweep, sweep_table
+from clearn.packing import CapacityExhaustedError
+from clearn.powerprop import check_alpha
+from scenarios.datasets import DatasetNotFoundError
 
 __all__ = ["main"]
 
@@ -18,8 +31,6 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
 
 def _alpha(text: str) -> float:
-    from clearn.powerprop import check_alpha
-
     try:
         return check_alpha(text)
     except ValueError as error:
@@ -48,12 +59,6 @@ def _positive_float(text: str) -> float:
 
 def _varied_option(text: str) -> tuple[str, list]:
     """`FIELD=V1,V2,...` → (field, values); each value read as a TOML value, else as text."""
-    import dataclasses
-
-    import tomllib
-
-    from clearn.config import RunConfig
-
     field, _, values = text.partition("=")
     field = field.strip().replace("-", "_")
     known = {f.name for f in dataclasses.fields(RunConfig)}
@@ -73,14 +78,10 @@ def _varied_option(text: str) -> tuple[str, list]:
 
 
 def _default_device() -> str:
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _add_prune_curve(commands: argparse._SubParsersAction) -> None:
-    from clearn.prune_curve import PruneCurveConfig
-
     defaults = PruneCurveConfig()
     parser = commands.add_parser(
         "prune-curve",
@@ -119,8 +120,6 @@ def _add_prune_curve(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_prune_curve(args: argparse.Namespace) -> None:
-    from clearn.prune_curve import PruneCurveConfig, run_prune_curve, summary_table
-
     config = PruneCurveConfig(
         dataset=args.dataset,
         alphas=tuple(args.alphas),
@@ -144,8 +143,6 @@ def _run_prune_curve(args: argparse.Namespace) -> None:
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from clearn.config import FREE_WEIGHTS, MODELS, OPTIMIZERS, STRATEGIES
-
     parser = commands.add_parser(
         "run",
         help="train a task stream with a strategy; write results.json, plots, checkpoints",
@@ -217,9 +214,6 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from clearn.config import RunConfig, read_config
-    from clearn.experiment import run_experiment
-
     options = read_config(args.config) if "config" in args else {}
     special = {"config", "out", "resume", "handler", "command"}
     options.update({k: v for k, v in vars(args).items() if k not in special})
@@ -253,16 +247,11 @@ def _add_plot_and_compare(commands: argparse._SubParsersAction) -> None:
 
 
 def _plot(args: argparse.Namespace) -> None:
-    from clearn.compare import load_results
-    from clearn.experiment import draw_plots
-
     for path in draw_plots(load_results(args.folder), args.folder):
         print(f"plot: {path}")
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from clearn.compare import compare_runs
-
     table, plot = compare_runs(args.folders, args.out)
     print(table.read_text(), end="")
     print(f"table: {table}\nplot:  {plot}")
@@ -304,9 +293,6 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from clearn.config import RunConfig, read_config
-    from clearn.sweep import run_sweep, sweep_table
-
     options = read_config(args.config) if args.config else {}
     # Only the options given on the command line override the file's.
     given = {
@@ -349,9 +335,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; bad input gets one line on stderr and exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from clearn.packing import CapacityExhaustedError
-    from scenarios.datasets import DatasetNotFoundError
-
     try:
         args.handler(args)
     except FloatingPointError as error:

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from clearn.io import write_json_atomic
+from clearn.app.io import write_json_atomic
+from clearn.app.plots import plot_prune_curve
 from clearn.models import mlp
-from clearn.plots import plot_prune_curve
 from clearn.powerprop import apply_powerprop, check_alpha, effective_weights, remove_powerprop
 from clearn.pruning import Scope, magnitude_masks
 from scenarios.datasets import ImageData, load_dataset

@@ -20,6 +20,7 @@ from clearn.epn import (
     check_gamma,
 )
 from clearn.powerprop import check_alpha
+from scenarios.streams import STREAM_NAMES
 
 __all__ = [
     "FREE_WEIGHTS",
@@ -98,8 +99,6 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Check every option; return self."""
-        from scenarios.streams import STREAM_NAMES
-
         if self.scenario not in STREAM_NAMES:
             raise ValueError(
                 f"unknown scenario {self.scenario!r}; choose one of {', '.join(STREAM_NAMES)}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clearn.plots import plot_average_accuracy
+from clearn.app.plots import plot_average_accuracy
 
 __all__ = ["compare_runs", "load_results", "markdown_table"]
 

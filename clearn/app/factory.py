@@ -12,7 +12,7 @@ from avalanche.training.supervised.joint_training import JointTraining
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from clearn.config import RunConfig
+from clearn.app.config import RunConfig
 from clearn.models import backbone
 from clearn.network import TaskNetwork
 from scenarios.streams import TaskStream

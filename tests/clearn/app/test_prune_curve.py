@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from clearn.prune_curve import PruneCurveConfig, kept_fractions, run_prune_curve
+from clearn.app.prune_curve import PruneCurveConfig, kept_fractions, run_prune_curve
 from scenarios.datasets import load_dataset
 
 

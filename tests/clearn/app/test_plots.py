@@ -2,14 +2,14 @@ import os
 import subprocess
 import sys
 
-from clearn.plots import plot_accuracy_matrix, plot_capacity, plot_robustness
+from clearn.app.plots import plot_accuracy_matrix, plot_capacity, plot_robustness
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_importing_the_plots_leaves_matplotlibs_backend_alone():
     check = (
-        "import matplotlib; before = matplotlib.get_backend(); import clearn.plots; "
+        "import matplotlib; before = matplotlib.get_backend(); import clearn.app.plots; "
         "assert matplotlib.get_backend() == before, (before, matplotlib.get_backend())"
     )
     done = subprocess.run(

@@ -8,10 +8,11 @@ import time
 import pytest
 import torch
 
-from clearn.checkpoint import load_checkpoint
-from clearn.cli import main
-from clearn.config import RunConfig
-from clearn.experiment import run_experiment
+from clearn.app.checkpoint import load_checkpoint
+from clearn.app.cli import main
+from clearn.app.config import RunConfig
+from clearn.app.experiment import run_experiment
+from strategies.guards import FiniteLossPlugin
 
 QUICK = ["--scenario", "permuted-digits", "--tasks", "3", "--epochs", "2", "--hidden", "64", "32"]
 
@@ -232,8 +233,6 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path, cli):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from strategies.guards import FiniteLossPlugin
-
     original = FiniteLossPlugin.before_backward
 
     def poison_task_1(self, strategy, **kwargs):

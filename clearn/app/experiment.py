@@ -1,8 +1,7 @@
 """`clearn run`: train a stream with Avalanche, checkpoint every task, write results and plots.
 
-This is an experiment runner: it assembles `scenarios` (streams), `strategies` (Avalanche
-strategies and plugins) and the mechanism in `clearn`, and is the only core module besides the
-command line that imports them.
+It assembles `scenarios` (streams), `strategies` (Avalanche strategies and plugins) and the
+mechanism in `clearn`'s core.
 """
 
 from __future__ import annotations
@@ -17,20 +16,26 @@ from typing import Any
 
 import numpy as np
 import torch
+from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
+from avalanche.logging import CSVLogger, TensorboardLogger, TextLogger
+from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from clearn.checkpoint import load_checkpoint, save_checkpoint
-from clearn.config import RunConfig, read_config, write_config
-from clearn.io import write_json_atomic
-from clearn.metrics import summary
-from clearn.plots import (
+from clearn.app.checkpoint import load_checkpoint, save_checkpoint
+from clearn.app.config import RunConfig, read_config, write_config
+from clearn.app.factory import assemble
+from clearn.app.io import write_json_atomic
+from clearn.app.plots import (
     plot_accuracy_matrix,
     plot_capacity,
     plot_task_accuracy,
     plot_weight_histogram,
 )
+from clearn.metrics import summary
 from clearn.powerprop import effective_weights
 from clearn.weight_study import magnitude_histogram
+from scenarios.streams import build_stream
+from strategies.epn import TaskReport
 
 __all__ = ["ResultsExistError", "draw_plots", "run_experiment", "run_or_reuse"]
 
@@ -94,10 +99,6 @@ def _baseline_plugins(strategy) -> dict[str, Any]:
 
 
 def _evaluator(out: Path, tensorboard: bool):
-    from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
-    from avalanche.logging import CSVLogger, TensorboardLogger, TextLogger
-    from avalanche.training.plugins import EvaluationPlugin
-
     log = open(out / "avalanche_log.txt", "a")  # noqa: SIM115 - closed by the run
     loggers = [TextLogger(log), CSVLogger(str(out / "avalanche_csv"))]
     if tensorboard:
@@ -175,9 +176,6 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     With `resume`, continue the run saved in `out` (with its saved configuration); a
     finished run is returned as it is.
     """
-    from scenarios.streams import build_stream
-    from strategies.factory import assemble
-
     out = Path(out)
     _prepare_folder(out, resume)
     state: dict[str, Any] | None = None
@@ -304,8 +302,6 @@ def run_or_reuse(config: RunConfig, out: str | Path) -> dict[str, Any]:
 
 
 def _report(saved: dict[str, Any]):
-    from strategies.epn import TaskReport
-
     return TaskReport(**saved)
 
 

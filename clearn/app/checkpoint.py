@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from clearn.io import write_atomic
+from clearn.app.io import write_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 

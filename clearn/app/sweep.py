@@ -11,10 +11,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from clearn.config import RunConfig
-from clearn.experiment import run_or_reuse
-from clearn.io import write_json_atomic
-from clearn.plots import plot_frontier
+from clearn.app.config import RunConfig
+from clearn.app.experiment import run_or_reuse
+from clearn.app.io import write_json_atomic
+from clearn.app.plots import plot_frontier
 
 __all__ = ["RESULT_KEYS", "run_sweep", "seed_means", "sweep_table"]
 
