@@ -10,14 +10,16 @@ import statistics
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clearn.app.config import RunConfig
 from clearn.app.experiment import run_or_reuse
 from clearn.app.io import write_json_atomic
+from clearn.app.results import RunResult
 
-__all__ = ["RESULTS_DIR", "main", "median_seconds", "run_all", "save_result"]
+__all__ = ["RESULTS_DIR", "Diverged", "main", "median_seconds", "run_all", "save_result"]
 
 RESULTS_DIR = Path(
     os.environ.get("CLEARN_BENCH_RESULTS", Path(__file__).resolve().parent / "results")
@@ -62,13 +64,20 @@ def _worker_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
+@dataclass(frozen=True)
+class Diverged:
+    """A run whose loss went NaN or infinite (its last good checkpoint is kept)."""
+
+    message: str
+
+
 def run_all(
     runs: Mapping[Hashable, tuple[RunConfig, Path]], *, jobs: int = 2
-) -> dict[Hashable, dict[str, Any]]:
+) -> dict[Hashable, RunResult | Diverged]:
     """`run_or_reuse` every (config, folder), `jobs` at a time in worker processes of one
     thread each (on a small CPU two single-threaded MLP runs train faster than one run on
     two threads); prints a line per finished run. Times are per run, under that load. A run
-    whose loss diverges gives {"diverged": message} (its last good checkpoint is kept)."""
+    whose loss diverges gives a Diverged record, and the others go on."""
     results = {}
     with (
         _worker_environment(),
@@ -80,11 +89,11 @@ def run_all(
             try:
                 results[key] = done = future.result()
             except FloatingPointError as error:  # one diverging run must not lose the others
-                results[key] = {"diverged": str(error)}
+                results[key] = Diverged(str(error))
                 print(f"  {runs[key][1]}: diverged ({error})", flush=True)
                 continue
             print(
-                f"  {runs[key][1]}: ACC {100 * done['acc']:.1f}%, {done['train_seconds']:.0f} s",
+                f"  {runs[key][1]}: ACC {100 * done.acc:.1f}%, {done.train_seconds:.0f} s",
                 flush=True,
             )
     return results

@@ -43,10 +43,10 @@ def frontier(scenario: str, base: RunConfig, seeds: list[int]) -> list[dict]:
             "setting": name,
             "gamma": gamma,
             "seed": seed,
-            "acc": r["acc"],
-            "capacity_used": sum(r["capacity"]),
-            "free_fraction": r["free_fraction"],
-            "train_seconds": r["train_seconds"],
+            "acc": r.acc,
+            "capacity_used": r.capacity_used,
+            "free_fraction": r.free_fraction,
+            "train_seconds": r.train_seconds,
         }
         for (name, gamma, seed), r in sorted(results.items())
     ]

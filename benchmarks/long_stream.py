@@ -45,7 +45,7 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, RunConfig.alph
     }
     finished = run_all(configs, jobs=len(configs))
     runs = {alpha: finished[alpha] for alpha in alphas}
-    free = {a: [r["free_fraction"] for r in results["task_reports"]] for a, results in runs.items()}
+    free = {a: [r["free_fraction"] for r in results.task_reports] for a, results in runs.items()}
     defaults = RunConfig()
     print(
         f"Long stream: permuted-{dataset}, {tasks} tasks x 1 epoch, epn, gamma "
@@ -60,7 +60,7 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, RunConfig.alph
             f"{_tasks_before_floor(free[alpha]):>25}{results['train_seconds']:>9.0f}"
         )
     plot_average_accuracy(
-        {f"α={a:g}": r["accuracy_matrix"] for a, r in runs.items()},
+        {f"α={a:g}": r.accuracy_matrix for a, r in runs.items()},
         RESULTS_DIR / f"long_stream_{dataset}_accuracy.png",
     )
     plot_free_capacity(
@@ -68,10 +68,10 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, RunConfig.alph
     )
     result = {
         a: {
-            "acc": r["acc"],
+            "acc": r.acc,
             "free": free[a],
             "tasks_before_floor": _tasks_before_floor(free[a]),
-            "train_seconds": r["train_seconds"],
+            "train_seconds": r.train_seconds,
         }
         for a, r in runs.items()
     }

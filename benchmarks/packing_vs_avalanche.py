@@ -16,11 +16,11 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.common import main, save_result
 from clearn.models import mlp
-from clearn.network import TaskNetwork
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 from scenarios.streams import TaskStream, build_stream
 from strategies.epn import PackingPlugin
-from strategies.task_model import AvalancheTaskNetwork
+from strategies.metric_keys import experience_accuracy_key
+from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
 LR, BATCH = 0.1, 60
@@ -37,9 +37,7 @@ def _timed_stream(strategy, stream: TaskStream) -> tuple[list[float], list[float
         strategy.train(experience, eval_streams=[])
         seconds.append(time.perf_counter() - start)
         metrics = strategy.eval(stream.benchmark.test_stream[task : task + 1])
-        accuracy.append(
-            metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task{task:03d}/Exp{task:03d}"]
-        )
+        accuracy.append(metrics[experience_accuracy_key(task)])
     return seconds, accuracy
 
 
@@ -49,7 +47,8 @@ def _ours(stream: TaskStream, inputs: int, epochs: int, alpha: float) -> dict:
     network = TaskNetwork(
         backbone=backbone, feature_size=100, classes_per_task=stream.classes_per_task, alpha=alpha
     )
-    plugin = PackingPlugin(network, valid_stream=stream.benchmark.valid_stream)
+    plugin = PackingPlugin(valid_stream=stream.benchmark.valid_stream)
+    plugin.attach(network)
     search_seconds: list[float] = []
     search = plugin.packer.search
 
@@ -60,10 +59,9 @@ def _ours(stream: TaskStream, inputs: int, epochs: int, alpha: float) -> dict:
         return result
 
     plugin.packer.search = timed_search
-    model = AvalancheTaskNetwork(network)
     strategy = Naive(
-        model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+        model=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=LR),
         train_mb_size=BATCH,
         train_epochs=epochs,
         eval_mb_size=1000,
@@ -85,7 +83,7 @@ def _ours(stream: TaskStream, inputs: int, epochs: int, alpha: float) -> dict:
         "mask_state_bytes_per_weight": state / masked,
         "view_cache_bytes_per_weight": cache / masked,
         "search_share_of_training": [s / t for s, t in zip(search_seconds, seconds, strict=True)],
-        "capacity": plugin.packer.capacity(),
+        "capacity": list(network.capacity().owned),
     }
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import tomllib
 
-from benchmarks.common import RESULTS_DIR, main, run_all, save_result
+from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
 from clearn.app.config import RunConfig
+from clearn.app.results import RunResult
+from clearn.app.tables import markdown_table, number, percent
 from scenarios.datasets import DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_dataset
 
 EPN_ALPHAS = sorted({1.0, 2.0, 3.0, RunConfig.alpha})
@@ -41,40 +43,40 @@ def _stat(values: list[float | None]) -> str:
     present = [v for v in values if v is not None]
     if not present:
         return "–"
-    mean = 100 * statistics.fmean(present)
-    spread = 100 * statistics.stdev(present) if len(present) > 1 else 0.0
-    return f"{mean:.1f} ± {spread:.1f}"
+    return percent(statistics.fmean(present), _spread(present))
 
 
-def _table(scenario: str, rows: dict[str, list[dict]]) -> str:
-    lines = [
-        f"**{scenario}**",
-        "",
-        "| strategy | ACC % | BWT % | forgetting % | capacity used % | train s |",
-        "|---|---|---|---|---|---|",
-    ]
+def _spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _table(scenario: str, rows: dict[str, list[RunResult | Diverged]]) -> str:
+    body = []
     for name, all_runs in rows.items():
-        runs = [r for r in all_runs if "diverged" not in r]
+        runs = [r for r in all_runs if isinstance(r, RunResult)]
         if not runs:
-            lines.append(f"| {name} | diverged (loss NaN) in every seed | | | | |")
+            body.append([name, "diverged (loss NaN) in every seed", "", "", "", ""])
             continue
-        used = [sum(r["capacity"]) if r.get("capacity") is not None else None for r in runs]
-        seconds = statistics.fmean(r["train_seconds"] for r in runs)
         note = (
             f" ({len(all_runs) - len(runs)} seed(s) diverged)" if len(runs) < len(all_runs) else ""
         )
-        lines.append(
-            f"| {name}{note} | {_stat([r['acc'] for r in runs])} | "
-            f"{_stat([r['bwt'] for r in runs])} | "
-            f"{_stat([r['forgetting'] for r in runs])} | {_stat(used)} | "
-            f"{seconds:.0f} |"
+        body.append(
+            [
+                name + note,
+                _stat([r.acc for r in runs]),
+                _stat([r.bwt for r in runs]),
+                _stat([r.forgetting for r in runs]),
+                _stat([r.capacity_used for r in runs]),
+                number(statistics.fmean(r.train_seconds for r in runs), 0),
+            ]
         )
-    return "\n".join(lines)
+    header = ["strategy", "ACC %", "BWT %", "forgetting %", "capacity used %", "train s"]
+    return f"**{scenario}**\n\n" + markdown_table(header, body)
 
 
 def _run_grid(
     scenario: str, base: dict, variants: dict, seeds: list[int], folder: Path, *, jobs: int = 2
-) -> dict[str, list[dict]]:
+) -> dict[str, list[RunResult | Diverged]]:
     """Every variant × seed, `jobs` runs at a time; results grouped by variant."""
     runs = {
         (name, seed): (
@@ -85,12 +87,14 @@ def _run_grid(
         for seed in seeds
     }
     results = run_all(runs, jobs=jobs)
-    rows: dict[str, list[dict]] = {}
+    rows: dict[str, list[RunResult | Diverged]] = {}
     for name, seed in runs:
         rows.setdefault(name, []).append(results[name, seed])
     return rows
 
 
+FIGURES = ("acc", "bwt", "forgetting", "capacity", "train_seconds")
+"""What quality.json keeps of each run."""
 PRESET = Path(__file__).resolve().parent / "presets" / "wsn-permuted-mnist.toml"
 
 
@@ -134,9 +138,8 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
         tables.append(_table(scenario, rows))
         figures[scenario] = {
             name: [
-                r
-                if "diverged" in r
-                else {k: r[k] for k in ("acc", "bwt", "forgetting", "capacity", "train_seconds")}
+                {k: getattr(r, k) for k in FIGURES} if isinstance(r, RunResult)
+                else {"diverged": r.message}
                 for r in runs
             ]
             for name, runs in rows.items()
@@ -159,7 +162,10 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
             + PUBLISHED_PERMUTED_MNIST
             + ("" if scenario == "permuted-mnist" else " (Those are MNIST figures: no MNIST here.)")
         )
-        figures["wsn-preset"] = {name: runs[0].get("acc") for name, runs in rows.items()}
+        figures["wsn-preset"] = {
+            name: runs[0].acc if isinstance(runs[0], RunResult) else None
+            for name, runs in rows.items()
+        }
     else:
         tables.append("WSN preset: no MNIST-family data here, not run. " + PUBLISHED_PERMUTED_MNIST)
     text = "\n\n".join(tables)

@@ -17,9 +17,11 @@ from typing import Any
 
 import tomllib
 
-from benchmarks.common import RESULTS_DIR, main, run_all, save_result
+from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
 from clearn.app.config import RunConfig
 from clearn.app.plots import plot_robustness
+from clearn.app.results import RunResult
+from clearn.app.tables import markdown_table, percent
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 METHODS = {
@@ -55,16 +57,16 @@ def _seeds(size: int | None, quick: bool) -> list[int]:
     return [0, 1, 2]
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    done = [r for r in runs if "diverged" not in r]
+def _summary(runs: list[RunResult | Diverged]) -> dict[str, Any]:
+    done = [r for r in runs if isinstance(r, RunResult)]
     if not done:
         return {"diverged": len(runs)}
-    used = [sum(r["capacity"]) for r in done if r.get("capacity") is not None]
+    used = [r.capacity_used for r in done if r.capacity_used is not None]
     return {
-        "acc": [r["acc"] for r in done],
+        "acc": [r.acc for r in done],
         "capacity": used or None,
-        "train_seconds": statistics.fmean(r["train_seconds"] for r in done),
-        "under_trained_tasks": sum(len(r.get("under_trained_tasks", [])) for r in done),
+        "train_seconds": statistics.fmean(r.train_seconds for r in done),
+        "under_trained_tasks": sum(len(r.under_trained_tasks) for r in done),
         "diverged": len(runs) - len(done),
     }
 
@@ -76,8 +78,7 @@ def _mean(values: list[float] | None) -> float | None:
 def _cell(values: list[float] | None) -> str:
     if not values:
         return "–"
-    spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
-    return f"{100 * statistics.fmean(values):.1f}{spread}"
+    return percent(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None)
 
 
 def _verdict(rows: dict[str, dict[str, Any]]) -> str:
@@ -96,12 +97,11 @@ def _verdict(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def _table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    lines = [
-        "| stream | train images / class | seeds | "
-        + " | ".join(f"{m} ACC % / capacity % / s" for m in METHODS)
-        + " | target |",
-        "|---|---|---|" + "---|" * len(METHODS) + "---|",
+    header = [
+        "stream", "train images / class", "seeds",
+        *(f"{m} ACC % / capacity % / s" for m in METHODS), "target",
     ]
+    body = []
     for study, rows in results.items():
         stream, _, size = study.partition(" @ ")
         cells = []
@@ -114,10 +114,8 @@ def _table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
                 f"{_cell(row['acc'])} / {_cell(row['capacity'])} / {row['train_seconds']:.0f}"
             )
         seeds = len(rows[DEFAULT].get("acc", [])) or "–"
-        lines.append(
-            f"| {stream} | {size} | {seeds} | " + " | ".join(cells) + f" | {_verdict(rows)} |"
-        )
-    return "\n".join(lines)
+        body.append([stream, size, seeds, *cells, _verdict(rows)])
+    return markdown_table(header, body)
 
 
 def _preset_runs(folder: Path) -> dict:
@@ -150,7 +148,7 @@ def run(*, quick: bool = False) -> dict:
     if DEBIAN_FASHION_MNIST.is_dir() and not quick:
         runs.update({(*key, 0): run for key, run in _preset_runs(folder).items()})
     finished = run_all(runs)
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    results: dict[str, dict[str, list[RunResult | Diverged]]] = {}
     for study, name, _seed in runs:
         results.setdefault(study, {}).setdefault(name, [])
     for (study, name, seed), _ in runs.items():

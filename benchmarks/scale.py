@@ -7,13 +7,13 @@ Time per task must stay flat as tasks accumulate; evaluation of earlier tasks ru
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 
 from benchmarks.common import main, save_result
+from clearn.app.results import RunResult
 
 _CHILD = (
     "import resource, sys; from clearn.app.cli import main; code = main(sys.argv[1:]); "
@@ -46,16 +46,16 @@ def _measure(tasks: int, folder: str) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"scale run of {tasks} tasks failed:\n{done.stderr[-2000:]}")
     peak_kib = int(done.stdout.strip().splitlines()[-1])
-    results = json.loads(open(f"{out}/results.json").read())
-    seconds = results["train_seconds_per_task"]
+    results = RunResult.read(out)
+    seconds = results.train_seconds_per_task
     tenth = max(1, tasks // 10)
     return {
         "tasks": tasks,
         "peak_rss_mib": peak_kib / 1024,
         "first_tenth_s_per_task": statistics.fmean(seconds[:tenth]),
         "last_tenth_s_per_task": statistics.fmean(seconds[-tenth:]),
-        "acc": results["acc"],
-        "free_fraction": results["free_fraction"],
+        "acc": results.acc,
+        "free_fraction": results.free_fraction,
     }
 
 

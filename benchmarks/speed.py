@@ -119,12 +119,12 @@ def run(*, quick: bool = False) -> dict:
     )
     print(f"{'':44}{'clearn':>10}{'reference':>11}{'ratio':>7}  target")
     for alpha, results in runs.items():
-        ratio = results["train_seconds"] / bare
+        ratio = results.train_seconds / bare
         print(
             f"{f'clearn run epn a={alpha:g} train s vs bare loop':44}"
-            f"{results['train_seconds']:>10.1f}{bare:>11.1f}{ratio:>7.2f}  <= 1.30"
+            f"{results.train_seconds:>10.1f}{bare:>11.1f}{ratio:>7.2f}  <= 1.30"
         )
-    per_task = runs[2.0]["train_seconds"] / tasks
+    per_task = runs[2.0].train_seconds / tasks
     avalanche_per_task = avalanche_seconds / tasks
     print(
         f"{'s/experience epn a=2 vs Avalanche PackNet':44}{per_task:>10.2f}"

@@ -9,9 +9,13 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_EVAL_BATCH_SIZE",
     "DEFAULT_GAMMA",
     "DEFAULT_INIT_SCALE",
+    "DEFAULT_LR",
     "DEFAULT_NORMALISE_STEP",
+    "DEFAULT_PRUNE_FRACTION",
     "DEFAULT_RETRAIN_EPOCHS",
     "KEPT_CANDIDATES",
     "KeptSearch",
@@ -37,6 +41,14 @@ does not need stay near where they were drawn, so a smaller draw leaves less to 
 DEFAULT_RETRAIN_EPOCHS = 1
 """Epochs of retraining the survivors after pruning (PackNet's step, also for EPN: the
 search may then keep fewer weights, and the task regains what pruning cost it)."""
+DEFAULT_PRUNE_FRACTION = 0.5
+"""Classic PackNet: share of each task's trained weights pruned away."""
+DEFAULT_LR = 0.3
+"""SGD step size of the default setting (with the step normalised, α > 1 trains at it)."""
+DEFAULT_BATCH_SIZE = 60
+"""Minibatch size of the default setting (the Powerprop paper's)."""
+DEFAULT_EVAL_BATCH_SIZE = 1000
+"""Minibatch size of evaluation and of the pruning search (forward passes only)."""
 
 KEPT_CANDIDATES: tuple[float, ...] = tuple(float(k) for k in np.geomspace(0.001, 1.0, 160))
 """Kept fractions tried, ascending: 0.1% to 100%, each about 4.4% above the previous."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["AccuracyMatrix", "average_accuracy", "backward_transfer", "forgetting", "summary"]
+__all__ = ["AccuracyMatrix", "average_accuracy", "backward_transfer", "forgetting"]
 
 AccuracyMatrix = Sequence[Sequence[float | None]]
 """Rows after each task; None where task j was not evaluated after task i."""
@@ -43,11 +43,3 @@ def forgetting(matrix: AccuracyMatrix) -> float | None:
             drops.append(max(history) - now)
     return sum(drops) / len(drops) if drops else None
 
-
-def summary(matrix: AccuracyMatrix) -> dict[str, float | None]:
-    """ACC, BWT and forgetting of `matrix` as a dict."""
-    return {
-        "acc": average_accuracy(matrix),
-        "bwt": backward_transfer(matrix),
-        "forgetting": forgetting(matrix),
-    }

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from clearn.capacity import Capacity, ownership_capacity
 from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers
-from clearn.task_mask import TaskMask, add_task_masks
+from clearn.task_mask import FREE, TaskMask, add_task_masks
 
 __all__ = ["TaskNetwork", "UnknownTaskError"]
 
@@ -31,16 +32,21 @@ class TaskNetwork(nn.Module):
         self,
         *,
         backbone: nn.Module,
-        feature_size: int,
-        classes_per_task: Sequence[int],
+        feature_size: int | None = None,
+        classes_per_task: Sequence[int] = (),
         alpha: float = DEFAULT_ALPHA,
         normalise_step: bool = DEFAULT_NORMALISE_STEP,
     ) -> None:
         super().__init__()
-        if not classes_per_task or any(c < 1 for c in classes_per_task):
+        if any(c < 1 for c in classes_per_task):
             raise ValueError(
                 f"classes_per_task needs one positive class count per task, "
                 f"got {list(classes_per_task)}"
+            )
+        if classes_per_task and feature_size is None:
+            raise ValueError(
+                "heads built up front (classes_per_task) need feature_size, the width of "
+                "the backbone's output; or leave both out and add heads with add_head"
             )
         layers = dict(prunable_layers(backbone))
         if not layers:
@@ -55,7 +61,10 @@ class TaskNetwork(nn.Module):
             apply_powerprop(backbone, alpha=alpha, normalise_step=normalise_step)
         self.alpha = alpha
         self.backbone = backbone
+        self.feature_size = feature_size
+        """Width of the backbone's output, which every head reads; None until known."""
         self.heads = nn.ModuleList(nn.Linear(feature_size, c) for c in classes_per_task)
+        """One output layer per task, in task order."""
         self.masks: dict[str, TaskMask] = add_task_masks(backbone, layers)
         """The TaskMask of each backbone layer, by layer name (not a submodule list)."""
         self.trained_tasks: int = 0
@@ -64,13 +73,50 @@ class TaskNetwork(nn.Module):
         """Task being trained now, whose queries also see free weights; None between tasks."""
         self._see_free = False
 
+    @torch.no_grad()
+    def add_head(self, classes: int, *, example: Tensor | None = None) -> int:
+        """Add the next task's head with `classes` outputs; return its task number.
+
+        The first head needs the backbone's output width: `feature_size` given at
+        construction, else measured on `example` (a batch of inputs) in eval mode.
+        """
+        if classes < 1:
+            raise ValueError(f"a head needs at least one class, got {classes}")
+        if self.feature_size is None:
+            if example is None:
+                raise ValueError(
+                    "the backbone's output width is not known yet: pass feature_size when "
+                    "building the network, or an example batch to add_head"
+                )
+            was_training = self.backbone.training
+            self.select(None)
+            self.backbone.eval()
+            self.feature_size = int(self.backbone(example).flatten(1).shape[1])
+            self.backbone.train(was_training)
+        device = next(self.backbone.parameters()).device
+        self.heads.append(nn.Linear(self.feature_size, classes).to(device))
+        return len(self.heads) - 1
+
+    def capacity(self) -> Capacity:
+        """Share of the backbone's maskable weights owned by each trained task, and free."""
+        return ownership_capacity(
+            [m.owner for m in self.masks.values()],
+            tasks=self.trained_tasks,
+            free_code=FREE,
+            first_task_code=FREE + 1,
+        )
+
     @property
     def n_tasks(self) -> int:
-        """Number of heads, i.e. tasks the network was built for."""
+        """Number of heads, i.e. tasks the network can answer (trained or not)."""
         return len(self.heads)
 
     def get_extra_state(self) -> dict:
-        return {"trained_tasks": self.trained_tasks, "alpha": self.alpha}
+        return {
+            "trained_tasks": self.trained_tasks,
+            "alpha": self.alpha,
+            "feature_size": self.feature_size,
+        }
 
     def set_extra_state(self, state: dict) -> None:
         if state.get("alpha") != self.alpha:
@@ -79,6 +125,7 @@ class TaskNetwork(nn.Module):
                 f"alpha={self.alpha}; build the network with the same alpha"
             )
         self.trained_tasks = int(state["trained_tasks"])
+        self.feature_size = state.get("feature_size", self.feature_size)
 
     def show_free_weights(self, visible: bool) -> None:
         """While task `training_task` trains, its queries see free weights (True) or not."""

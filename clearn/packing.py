@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
 from clearn.network import TaskNetwork
 from clearn.powerprop import effective_weights, reinitialise_, stored_weight
-from clearn.pruning import Scope, magnitude_masks
+from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
 from clearn.task_mask import FREE
 
 __all__ = ["CapacityExhaustedError", "Phase", "PhaseError", "TaskPacker"]
@@ -61,7 +61,7 @@ class TaskPacker:
         self,
         network: TaskNetwork,
         *,
-        scope: Scope = "layer",
+        scope: Scope = DEFAULT_SCOPE,
         seed: int = 0,
         init_scale: float = 1.0,
         redraw_free: bool = True,
@@ -92,21 +92,6 @@ class TaskPacker:
         backbone = dict(self.network.backbone.named_modules())
         return {name: backbone[name] for name in self.network.masks}
 
-    def free_fraction(self) -> float:
-        """Share of the backbone's maskable weights that no task owns."""
-        owners = [m.owner for m in self.network.masks.values()]
-        return sum(int((o == FREE).sum()) for o in owners) / sum(o.numel() for o in owners)
-
-    def capacity(self) -> list[float]:
-        """Share of the backbone's maskable weights owned by each trained task."""
-        owners = [m.owner for m in self.network.masks.values()]
-        total = sum(o.numel() for o in owners)
-        tasks = self.network.trained_tasks
-        # One counting pass over the owners, not one comparison per task.
-        size = max(tasks, *(int(o.max()) for o in owners)) + 1
-        counts = sum(torch.bincount(o.flatten().long(), minlength=size) for o in owners)
-        return [int(counts[task + 1]) / total for task in range(tasks)]
-
     def begin_task(self, task: int, *, allow_frozen_features: bool = False) -> None:
         """IDLE → TRAINING. Redraw the free weights, freeze everything not task `task`'s.
 
@@ -122,7 +107,7 @@ class TaskPacker:
             )
         if task >= network.n_tasks:
             raise ValueError(f"the network has {network.n_tasks} heads; task {task} has none")
-        self.frozen_features = self.free_fraction() == 0.0
+        self.frozen_features = network.capacity().free == 0.0
         if self.frozen_features and not allow_frozen_features:
             raise CapacityExhaustedError(
                 f"no free weights are left for task {task}: lower gamma (EfficientPackNet) "

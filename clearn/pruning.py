@@ -12,9 +12,12 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Scope", "apply_masks", "kept_fraction", "magnitude_masks"]
+__all__ = ["DEFAULT_SCOPE", "SCOPES", "Scope", "apply_masks", "kept_fraction", "magnitude_masks"]
 
 Scope = Literal["layer", "global"]
+SCOPES: tuple[Scope, ...] = ("layer", "global")
+DEFAULT_SCOPE: Scope = "layer"
+"""Prune each layer by its own magnitude ranking (the Powerprop paper's and PackNet's)."""
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -40,7 +43,7 @@ def magnitude_masks(
     weights: Mapping[str, Tensor],
     kept: float | Mapping[str, float],
     *,
-    scope: Scope = "layer",
+    scope: Scope = DEFAULT_SCOPE,
     eligible: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Keep the largest-magnitude `kept` fraction of the eligible weights; return boolean masks.
@@ -51,7 +54,7 @@ def magnitude_masks(
     Counts are rounded to the nearest integer, and a layer-wise mask keeps at least one weight
     when its fraction is positive, so that no layer is cut off entirely.
     """
-    if scope not in ("layer", "global"):
+    if scope not in SCOPES:
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     if eligible is None:
         eligible = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}

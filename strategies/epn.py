@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 from avalanche.core import SupervisedPlugin
+from torch import nn
 
 from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
-from clearn.epn import DEFAULT_GAMMA, DEFAULT_INIT_SCALE, DEFAULT_RETRAIN_EPOCHS, check_gamma
+from clearn.epn import (
+    DEFAULT_GAMMA,
+    DEFAULT_INIT_SCALE,
+    DEFAULT_PRUNE_FRACTION,
+    DEFAULT_RETRAIN_EPOCHS,
+    check_gamma,
+)
 from clearn.evaluation import TaskScore, task_accuracy
 from clearn.network import TaskNetwork
 from clearn.packing import Phase, TaskPacker
-from clearn.pruning import Scope
+from clearn.pruning import DEFAULT_SCOPE, Scope
+from strategies.experience import task_label
 from strategies.plateau_stop import stop_after_this_epoch
-from strategies.validation import ValidationData, dataset_batches
+from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, dataset_batches
 
-__all__ = ["DEFAULT_GAMMA", "PackingPlugin", "TaskReport"]
+__all__ = ["PackingPlugin", "TaskReport"]
 
 
 @dataclass(frozen=True)
@@ -42,33 +51,38 @@ class TaskReport:
     retraining_kept: bool = False
     """Whether the task kept its retrained survivors (False: no retraining, or retraining
     lowered validation accuracy and was undone)."""
+    validation_examples: int = 0
+    """Examples the task was validated on (its valid_stream experience or held-out share)."""
 
 
 class PackingPlugin(SupervisedPlugin):
     """Trains each experience on free weights until it stops improving, then prunes and
     freezes its share.
 
-    Each task trains until its validation loss has not improved for `patience` epochs
-    (the strategy's `train_epochs` is then a cap; `patience=None` trains every epoch), then
-    is pruned: `mode="epn"` searches the kept fraction on the experience's validation data
-    (the experience of `valid_stream` with the same task label) so that validation accuracy
-    stays ≥ gamma × unpruned; `mode="packnet"` keeps `1 - prune_fraction`. The survivors are
-    then retrained for `retrain_epochs` epochs (taken from the cap). A task still improving
-    when the cap ends its training is reported `under_trained`. `init_scale` multiplies every
-    weight drawn (1 keeps the layer's own PyTorch init). Every default is `clearn run`'s.
+    The network is the strategy's model, a `TaskNetwork` (from `strategies`, or clearn's
+    core one inside a multi-task model of the user's). Each task trains until its validation
+    loss has not improved for `patience` epochs (the strategy's `train_epochs` is then a cap;
+    `patience=None` trains every epoch), then is pruned: `mode="epn"` searches the kept
+    fraction on the task's validation data so that validation accuracy stays ≥ gamma ×
+    unpruned; `mode="packnet"` keeps `1 - prune_fraction`. Validation data is the experience
+    of `valid_stream` with the task's label, or without one a seeded `validation_share` held
+    out of the training experience. The survivors are then retrained for `retrain_epochs`
+    epochs (taken from the cap). A task still improving when the cap ends its training is
+    reported `under_trained`. `init_scale` multiplies every weight drawn (1 keeps the layer's
+    own PyTorch init). Every default is `clearn run`'s.
     """
 
     def __init__(
         self,
-        network: TaskNetwork,
         *,
         valid_stream=None,
+        validation_share: float = DEFAULT_VALIDATION_SHARE,
         mode: Literal["epn", "packnet"] = "epn",
         gamma: float = DEFAULT_GAMMA,
-        prune_fraction: float = 0.5,
+        prune_fraction: float = DEFAULT_PRUNE_FRACTION,
         retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS,
         patience: int | None = DEFAULT_PATIENCE,
-        scope: Scope = "layer",
+        scope: Scope = DEFAULT_SCOPE,
         allow_frozen_features: bool = False,
         seed: int = 0,
         init_scale: float = DEFAULT_INIT_SCALE,
@@ -78,17 +92,16 @@ class PackingPlugin(SupervisedPlugin):
         super().__init__()
         if mode not in ("epn", "packnet"):
             raise ValueError(f"mode must be 'epn' or 'packnet', got {mode!r}")
-        if mode == "epn" and valid_stream is None:
-            raise ValueError("mode='epn' needs valid_stream: validation data for each task")
         if not 0.0 <= prune_fraction < 1.0:
             raise ValueError(f"prune_fraction must be in [0, 1), got {prune_fraction}")
         self.gamma = check_gamma(gamma)
-        self.network = network
-        self.packer = TaskPacker(
-            network, scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
+        self._packer_options = dict(
+            scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
         )
-        self.valid_stream = valid_stream
-        self.validation = ValidationData(valid_stream) if valid_stream is not None else None
+        self.network: TaskNetwork | None = None
+        """The strategy's model, found at the first experience."""
+        self.packer: TaskPacker | None = None
+        self.validation = ValidationData(valid_stream, share=validation_share, seed=seed)
         self.mode = mode
         self.prune_fraction = prune_fraction
         self.retrain_epochs = retrain_epochs
@@ -96,6 +109,7 @@ class PackingPlugin(SupervisedPlugin):
         self.allow_frozen_features = allow_frozen_features
         self.verbose = verbose
         self.reports: list[TaskReport] = []
+        self._pending_state: dict | None = None
         self._budget: TaskBudget | None = None
         self._packed: tuple[float, float | None, float | None, int] | None = None
         """kept, unpruned and pruned validation accuracy, search evaluations of this task."""
@@ -103,20 +117,55 @@ class PackingPlugin(SupervisedPlugin):
         self._before_retraining: dict | None = None
         """The network's state right after pruning, while its survivors are retrained."""
 
+    def attach(self, model: nn.Module) -> TaskPacker:
+        """Find the TaskNetwork in `model` (the strategy's) and drive it from now on."""
+        networks = [m for m in model.modules() if isinstance(m, TaskNetwork)]
+        if len(networks) != 1:
+            raise ValueError(
+                f"PackingPlugin packs the strategy's model, which must be (or hold exactly "
+                f"one) TaskNetwork: use model=strategies.TaskNetwork(backbone=...); got "
+                f"{type(model).__name__} holding {len(networks)}"
+            )
+        if self.network is not networks[0]:
+            self.network = networks[0]
+            self.packer = TaskPacker(self.network, **self._packer_options)
+            if self._pending_state is not None:
+                self.load_state_dict(self._pending_state)
+        return self.packer
+
+    def state_dict(self) -> dict:
+        """The packer's state and the reports so far (the network's is in its own)."""
+        return {
+            "packer": self.packer.state_dict() if self.packer else None,
+            "reports": [dataclasses.asdict(r) for r in self.reports],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict`'s; the packer's part waits for the network if not attached."""
+        self.reports = [TaskReport(**r) for r in state["reports"]]
+        if self.packer is None:
+            self._pending_state = state
+        elif state["packer"] is not None:
+            self.packer.load_state_dict(state["packer"])
+            self._pending_state = None
+
     def _validation(self, strategy) -> TaskScore:
         return self.validation.score(
             self.network, self.packer.task, batch_size=strategy.eval_mb_size,
             device=strategy.device,
         )
 
+    def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:
+        self.validation.hold_out(strategy)
+
     def before_training_exp(self, strategy, **kwargs) -> None:
-        self.packer.begin_task(
-            strategy.experience.task_label, allow_frozen_features=self.allow_frozen_features
+        self.attach(strategy.model).begin_task(
+            task_label(strategy.experience), allow_frozen_features=self.allow_frozen_features
         )
         self._budget = TaskBudget(
             max_epochs=strategy.train_epochs,
             retrain_epochs=self.retrain_epochs,
-            patience=self.patience if self.validation is not None else None,
+            patience=self.patience,
         )
         self._packed = None
         self._val_accuracies = []
@@ -127,7 +176,7 @@ class PackingPlugin(SupervisedPlugin):
     def after_training_epoch(self, strategy, **kwargs) -> None:
         training = self.packer.phase is Phase.TRAINING
         score = None
-        if training and self.validation is not None and not self.packer.frozen_features:
+        if training and not self.packer.frozen_features:
             validation = self._validation(strategy)
             score = -validation.loss
             self._val_accuracies.append(validation.accuracy)
@@ -156,7 +205,7 @@ class PackingPlugin(SupervisedPlugin):
             kept, unpruned, pruned = search.kept, search.reference, search.score
             evaluations = len(search.evaluations) + 1
         self.packer.prune(kept)
-        if self.validation is not None and self._budget.retrain_epochs:
+        if self._budget.retrain_epochs:
             if pruned is None:  # packnet: the pruned accuracy that retraining must keep
                 pruned = self._validation(strategy).accuracy
             self._before_retraining = copy.deepcopy(self.network.state_dict())
@@ -186,6 +235,7 @@ class PackingPlugin(SupervisedPlugin):
         retraining_kept = self._keep_retraining_if_it_helped(strategy)
         task = self.packer.task
         self.packer.end_task()
+        capacity = self.network.capacity()
         kept, unpruned, pruned, evaluations = self._packed
         budget = self._budget
         report = TaskReport(
@@ -193,8 +243,9 @@ class PackingPlugin(SupervisedPlugin):
             unpruned_val_acc=unpruned,
             pruned_val_acc=pruned,
             kept_of_trained=kept,
-            owned_fraction=self.packer.capacity()[task],
-            free_fraction=self.packer.free_fraction(),
+            owned_fraction=capacity.owned[task],
+            free_fraction=capacity.free,
+            validation_examples=self.validation.size(task),
             search_evaluations=evaluations,
             epochs_trained=budget.packed_after or 0,
             under_trained=budget.under_trained,

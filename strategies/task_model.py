@@ -1,29 +1,49 @@
-"""A TaskNetwork seen by Avalanche as a multi-task model, so strategies pass task labels."""
+"""clearn's TaskNetwork as Avalanche's multi-task model: one object, growing a head per task."""
 
 from __future__ import annotations
 
 from avalanche.models import MultiTaskModule
 from torch import Tensor
 
-from clearn.network import TaskNetwork
+from clearn.network import TaskNetwork as _CoreTaskNetwork
+from strategies.experience import class_count, task_label
 
-__all__ = ["AvalancheTaskNetwork"]
+__all__ = ["TaskNetwork"]
 
 
-class AvalancheTaskNetwork(MultiTaskModule):
-    """Wraps a TaskNetwork; Avalanche calls `model(x, task_labels)` on MultiTaskModules only.
+class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
+    """`TaskNetwork(backbone=..., alpha=...)`: masks on the backbone, a head per task label.
 
-    Avalanche evaluates tasks before they are trained (the evaluation before training,
-    forward-transfer metrics, whole-stream evaluation), so tasks with a head but not yet
-    trained are answered here, at chance level, instead of raising as the TaskNetwork does.
+    The same network as `clearn.TaskNetwork` (the torch-only mechanism), seen by Avalanche
+    as a multi-task model, so strategies call `model(x, task_labels)`. Avalanche adapts it
+    before each experience: a new task label gets its head, sized from the experience's
+    classes, and the backbone's output width is measured on the experience's first example,
+    so a user passes a backbone and nothing about the stream. Task labels arrive in order
+    0, 1, 2, …. Tasks with a head but not yet trained (Avalanche evaluates them before
+    training, for forward transfer) are answered at chance level by their untrained head.
     """
 
-    def __init__(self, network: TaskNetwork) -> None:
-        super().__init__()
-        self.network = network
+    def adaptation(self, experience) -> None:
+        task = task_label(experience)
+        classes = class_count(experience)
+        if task < self.n_tasks:
+            width = self.heads[task].out_features
+            if classes > width:
+                raise ValueError(
+                    f"task {task} has class labels up to {classes - 1}, its head has {width} "
+                    f"outputs: a task's classes must all come in its first experience"
+                )
+            return
+        if task > self.n_tasks:
+            raise ValueError(
+                f"task labels must arrive in order 0, 1, 2, …: got task {task} while the "
+                f"network has heads for tasks 0..{self.n_tasks - 1}"
+            )
+        example = experience.dataset[0][0].unsqueeze(0).to(self._adaptation_device)
+        self.add_head(classes, example=example)
 
     def forward(self, x: Tensor, task_labels: Tensor | int) -> Tensor:
-        return self.network(x, task_labels, allow_untrained=True)
+        return super().forward(x, task_labels, allow_untrained=True)
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
-        return self.network.forward_task(x, task_label, allow_untrained=True)
+        return self.forward_task(x, task_label, allow_untrained=True)

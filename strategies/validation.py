@@ -1,4 +1,4 @@
-"""Each task's validation data, found once in a validation stream by task label."""
+"""Each task's validation data: a validation stream's experience, or a share held out."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from torch.utils.data import DataLoader
 from clearn.evaluation import TaskScore, task_score
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
+from strategies.experience import task_label
 
-__all__ = ["ValidationData", "dataset_batches"]
+__all__ = ["DEFAULT_VALIDATION_SHARE", "ValidationData", "dataset_batches"]
+
+DEFAULT_VALIDATION_SHARE = 0.1
+"""Share of each training experience held out for validation when there is no valid_stream."""
 
 
 def dataset_batches(dataset, batch_size: int):
@@ -23,21 +27,67 @@ def dataset_batches(dataset, batch_size: int):
 
 
 class ValidationData:
-    """The experiences of a validation stream, looked up by task label."""
+    """Validation data by task label: the experience of `valid_stream` with that label, or,
+    without a stream, a seeded `share` of the task's training experience held out of training
+    (`hold_out`), so that stock Avalanche benchmarks work as they are."""
 
-    def __init__(self, valid_stream) -> None:
+    def __init__(
+        self, valid_stream=None, *, share: float = DEFAULT_VALIDATION_SHARE, seed: int = 0
+    ) -> None:
+        if not 0.0 < share < 1.0:
+            raise ValueError(f"the validation share must be in (0, 1), got {share}")
         self.stream = valid_stream
+        self.share = share
+        self.seed = seed
         self._experiences: dict[int, object] = {}
+        self._held_out: dict[int, object] = {}
+        """Each task's held-out validation dataset, when there is no stream."""
 
-    def batches(self, task: int, batch_size: int):
-        """Minibatches of task `task`'s validation data (tensor batches where possible)."""
+    def hold_out(self, strategy) -> None:
+        """Without a stream: move a seeded share of the experience's training data, about to
+        be trained (`strategy.adapted_dataset`), into validation. Call once the strategy has
+        adapted its training dataset. With a stream, nothing changes."""
+        if self.stream is not None:
+            return
+        task = task_label(strategy.experience)
+        dataset = strategy.adapted_dataset
+        count = round(self.share * len(dataset))
+        if not 0 < count < len(dataset):
+            raise ValueError(
+                f"task {task} has {len(dataset)} training examples: too few to hold out a "
+                f"{self.share:.0%} validation share; pass a valid_stream or another share"
+            )
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + task)
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        if not self._held_out:
+            print(
+                f"validation: no valid_stream given, so each task validates on a seeded "
+                f"{self.share:.0%} of its training experience (seed {self.seed}), held out "
+                f"of training"
+            )
+        self._held_out[task] = dataset.subset(order[:count])
+        strategy.adapted_dataset = dataset.subset(order[count:])
+
+    def size(self, task: int) -> int:
+        """Number of validation examples of task `task`."""
+        return len(self._dataset(task))
+
+    def _dataset(self, task: int):
+        if self.stream is None:
+            if task not in self._held_out:
+                raise ValueError(f"no validation data held out for task {task} yet")
+            return self._held_out[task]
         if task not in self._experiences:
             # One pass over the stream, not one per call: Avalanche builds each experience
             # object anew, so a scan per call grows with the number of tasks.
-            self._experiences = {e.task_label: e for e in self.stream}
+            self._experiences = {task_label(e): e for e in self.stream}
         if task not in self._experiences:
             raise ValueError(f"the validation stream has no experience with task label {task}")
-        return dataset_batches(self._experiences[task].dataset, batch_size)
+        return self._experiences[task].dataset
+
+    def batches(self, task: int, batch_size: int):
+        """Minibatches of task `task`'s validation data (tensor batches where possible)."""
+        return dataset_batches(self._dataset(task), batch_size)
 
     def score(
         self, model: nn.Module, task: int, *, batch_size: int, device: torch.device | str

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
+from argparse import SUPPRESS
 from collections.abc import Sequence
 from pathlib import Path
 
 import tomllib
 import torch
 
-from clearn.app.compare import compare_runs, load_results
-from clearn.app.config import FREE_WEIGHTS, MODELS, OPTIMIZERS, STRATEGIES, RunConfig, read_config
+from clearn.app.compare import compare_runs
+from clearn.app.config import RunConfig, read_config
 from clearn.app.experiment import draw_plots, run_experiment
 from clearn.app.prune_curve import PruneCurveConfig, run_prune_curve, summary_table
+from clearn.app.results import RESULTS_FILE, RunResult
 from clearn.app.sweep import run_sweep, sweep_table
 from clearn.packing import CapacityExhaustedError
 from clearn.powerprop import check_alpha
@@ -142,93 +145,79 @@ def _run_prune_curve(args: argparse.Namespace) -> None:
     print(f"plot:    {args.out / 'prune_curve.png'}")
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per RunConfig field, with the field's help, type and choices; an option
+    not given is absent from the parsed arguments, so it overrides nothing."""
+    types = typing.get_type_hints(RunConfig)
+    for option in dataclasses.fields(RunConfig):
+        kind = types[option.name]
+        flag = "--" + option.name.replace("_", "-")
+        default = option.default_factory() if callable(option.default_factory) else option.default
+        help_text = f"{option.metadata['help']} (default: {_shown(default)})"
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=SUPPRESS, help=help_text
+            )
+            continue
+        element = next(
+            (t for t in (int, float, str) if kind is t or t in typing.get_args(kind)), str
+        )
+        listed = typing.get_origin(kind) is list
+        parser.add_argument(
+            flag,
+            type=int if listed else element,
+            nargs="+" if listed else None,
+            choices=option.metadata["choices"],
+            default=SUPPRESS,
+            help=help_text,
+        )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return "the scenario's" if value is None else str(value)
+
+
 def _add_run(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "run",
         help="train a task stream with a strategy; write results.json, plots, checkpoints",
         description="Train a task-incremental stream with Avalanche. Options given here "
         "override the --config file, which overrides the defaults.",
-        argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--scenario", help="e.g. permuted-digits, split-fmnist, split-cifar10")
-    parser.add_argument("--strategy", choices=STRATEGIES)
-    parser.add_argument("--alpha", type=_alpha, help="Powerprop exponent for epn/packnet")
-    parser.add_argument("--tasks", type=_positive_int)
-    parser.add_argument(
-        "--epochs", type=_positive_int, help="epoch cap per task (default 50; see --patience)"
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        help="stop a task after this many epochs without a better validation loss "
-        "(default 3, and at least 300 steps); 0 trains every epoch",
-    )
-    parser.add_argument(
-        "--normalise-step",
-        action=argparse.BooleanOptionalAction,
-        help="Powerprop: scale each layer so a typical weight trains at alpha=1's pace",
-    )
-    parser.add_argument("--model", choices=MODELS)
-    parser.add_argument("--hidden", type=_positive_int, nargs="+", help="MLP widths")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS)
-    parser.add_argument("--lr", type=_positive_float)
-    parser.add_argument("--momentum", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--batch-size", type=_positive_int)
-    parser.add_argument("--gamma", type=float, help="EPN: share of validation accuracy kept")
-    parser.add_argument("--prune-fraction", type=float, help="packnet: share pruned per task")
-    parser.add_argument(
-        "--retrain-epochs", type=int, help="epn/packnet: epochs retraining the survivors"
-    )
-    parser.add_argument("--scope", choices=["layer", "global"])
-    parser.add_argument("--init-scale", type=_positive_float, help="factor on the default init")
-    parser.add_argument(
-        "--free-weights", choices=FREE_WEIGHTS, help="redraw free weights per task, or keep them"
-    )
-    parser.add_argument("--regularisation", type=float, help="lambda of ewc/si, alpha of lwf")
-    parser.add_argument(
-        "--eval-every-tasks",
-        type=_positive_int,
-        help="evaluate earlier tasks after every N-th task only",
-    )
-    parser.add_argument("--allow-frozen-features", action="store_true")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument(
-        "--train-per-class",
-        type=_positive_int,
-        help="keep this many training images per class (seeded), to study small data",
-    )
-    parser.add_argument("--data-root")
-    parser.add_argument("--download", action="store_true")
-    parser.add_argument("--device")
-    parser.add_argument("--tensorboard", action="store_true")
+    _add_config_options(parser)
     parser.add_argument("--config", type=Path, help="TOML file with the same options")
     parser.add_argument("--out", type=Path, default=Path("runs/latest"))
     parser.add_argument(
         "--resume",
         action="store_true",
-        default=False,
         help="continue the run saved in --out (with its saved options)",
     )
     parser.set_defaults(handler=_run)
 
 
+def _config_options(args: argparse.Namespace) -> dict:
+    """The --config file's options, overridden by those given on the command line."""
+    options = read_config(args.config) if args.config else {}
+    fields = {option.name for option in dataclasses.fields(RunConfig)}
+    options.update({key: value for key, value in vars(args).items() if key in fields})
+    return options
+
+
 def _run(args: argparse.Namespace) -> None:
-    options = read_config(args.config) if "config" in args else {}
-    special = {"config", "out", "resume", "handler", "command"}
-    options.update({k: v for k, v in vars(args).items() if k not in special})
-    config = RunConfig(**options).validate()
+    config = RunConfig(**_config_options(args)).validate()
     results = run_experiment(config, args.out, resume=args.resume)
-    if results.get("already_finished"):
+    if results.already_finished:
         print(f"{args.out} is already finished; nothing to resume")
         return
     print(
-        f"ACC {results['acc']:.4f}  BWT {_format(results['bwt'])}  "
-        f"forgetting {_format(results['forgetting'])}  "
-        f"free {_format(results['free_fraction'])}  train {results['train_seconds']:.1f}s"
+        f"ACC {results.acc:.4f}  BWT {_format(results.bwt)}  "
+        f"forgetting {_format(results.forgetting)}  "
+        f"free {_format(results.free_fraction)}  train {results.train_seconds:.1f}s"
     )
-    print(f"results: {args.out / 'results.json'}")
-    for plot in results["plots"]:
+    print(f"results: {args.out / RESULTS_FILE}")
+    for plot in results.plots:
         print(f"plot:    {plot}")
 
 
@@ -247,7 +236,7 @@ def _add_plot_and_compare(commands: argparse._SubParsersAction) -> None:
 
 
 def _plot(args: argparse.Namespace) -> None:
-    for path in draw_plots(load_results(args.folder), args.folder):
+    for path in draw_plots(RunResult.read(args.folder), args.folder):
         print(f"plot: {path}")
 
 
@@ -262,15 +251,11 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         "sweep",
         help="run a grid of settings; write sweep.json/.md and the accuracy-capacity frontier",
         description="Every combination of the listed values, each a `clearn run` in its own "
-        "folder under --out; finished runs are reused, so a sweep resumes.",
+        "folder under --out; finished runs are reused, so a sweep resumes. The run options "
+        "set the base run (over the --config file's).",
     )
+    _add_config_options(parser)
     parser.add_argument("--config", type=Path, help="TOML file with the base run's options")
-    parser.add_argument("--scenario", default=None, help="default: the file's, else run's")
-    parser.add_argument("--strategy", default=None)
-    parser.add_argument("--tasks", type=_positive_int, default=None)
-    parser.add_argument("--epochs", type=_positive_int, default=None)
-    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=None)
-    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--alphas", type=_alpha, nargs="+", default=[1.0, 2.0])
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.9, 0.95, 0.98, 0.99])
     parser.add_argument("--lrs", type=_positive_float, nargs="+", default=None)
@@ -293,18 +278,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    options = read_config(args.config) if args.config else {}
-    # Only the options given on the command line override the file's.
-    given = {
-        "scenario": args.scenario,
-        "strategy": args.strategy,
-        "tasks": args.tasks,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "hidden": args.hidden,
-    }
-    options.update({key: value for key, value in given.items() if value is not None})
-    base = RunConfig(**options).validate()
+    base = RunConfig(**_config_options(args)).validate()
     grid: dict[str, list] = {"alpha": args.alphas}
     for field, values in (("lr", args.lrs), ("optimizer", args.optimizers), ("scope", args.scopes)):
         if values:

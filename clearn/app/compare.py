@@ -2,63 +2,43 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from clearn.app.plots import plot_average_accuracy
+from clearn.app.results import RunResult
+from clearn.app.tables import markdown_table, number, percent
 
-__all__ = ["compare_runs", "load_results", "markdown_table"]
-
-
-def load_results(folder: str | Path) -> dict[str, Any]:
-    """The results.json of a run folder, with a clear error when it has none."""
-    path = Path(folder) / "results.json"
-    if not path.is_file():
-        raise ValueError(f"{folder} holds no results.json: is it a finished `clearn run` folder?")
-    return json.loads(path.read_text())
+__all__ = ["compare_runs", "comparison_table"]
 
 
-def _label(results: dict[str, Any]) -> str:
-    label = results["strategy"]
-    if results["strategy"] in ("epn", "packnet"):
-        label += f" α={results['alpha']:g}"
-    return label
-
-
-def _cell(value: float | None, scale: float = 100.0, digits: int = 1) -> str:
-    return "–" if value is None else f"{scale * value:.{digits}f}"
-
-
-def markdown_table(runs: Sequence[dict[str, Any]]) -> str:
+def comparison_table(runs: Sequence[RunResult]) -> str:
     """ACC, BWT, forgetting (all %), capacity used, free share and time, one row per run."""
-    lines = [
-        "| run | scenario | tasks | ACC % | BWT % | forgetting % | capacity used % | "
-        "free % | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "run", "scenario", "tasks", "ACC %", "BWT %", "forgetting %", "capacity used %",
+        "free %", "train s",
     ]
-    for results in runs:
-        used = sum(results["capacity"]) if results.get("capacity") is not None else None
-        lines.append(
-            f"| {_label(results)} | {results['scenario']} | {results['tasks']} | "
-            f"{_cell(results['acc'])} | {_cell(results['bwt'])} | "
-            f"{_cell(results['forgetting'])} | {_cell(used)} | "
-            f"{_cell(results.get('free_fraction'))} | {results['train_seconds']:.1f} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [
+            run.label, run.scenario, run.tasks, percent(run.acc), percent(run.bwt),
+            percent(run.forgetting), percent(run.capacity_used), percent(run.free_fraction),
+            number(run.train_seconds),
+        ]
+        for run in runs
+    ]
+    return markdown_table(header, rows)
 
 
 def compare_runs(folders: Sequence[str | Path], out: str | Path) -> tuple[Path, Path]:
     """Write `comparison.md` and `average_accuracy.png` for the runs in `folders` into `out`."""
-    runs = [load_results(folder) for folder in folders]
+    runs = [RunResult.read(folder) for folder in folders]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = out / "comparison.md"
-    table.write_text(markdown_table(runs) + "\n")
-    labels: dict[str, list] = {}
-    for folder, results in zip(folders, runs, strict=True):
-        label = f"{_label(results)} ({Path(folder).name})"
-        labels[label] = results["accuracy_matrix"]
-    plot = plot_average_accuracy(labels, out / "average_accuracy.png")
+    table.write_text(comparison_table(runs) + "\n")
+    curves = {
+        f"{run.label} ({Path(folder).name})": run.accuracy_matrix
+        for folder, run in zip(folders, runs, strict=True)
+    }
+    plot = plot_average_accuracy(curves, out / "average_accuracy.png")
     return table, plot

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,17 @@ import tomllib
 from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
 from clearn.epn import (
     DEFAULT_ALPHA,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_GAMMA,
     DEFAULT_INIT_SCALE,
+    DEFAULT_LR,
     DEFAULT_NORMALISE_STEP,
+    DEFAULT_PRUNE_FRACTION,
     DEFAULT_RETRAIN_EPOCHS,
     check_gamma,
 )
 from clearn.powerprop import check_alpha
+from clearn.pruning import DEFAULT_SCOPE, SCOPES
 from scenarios.streams import STREAM_NAMES
 
 __all__ = [
@@ -38,64 +42,89 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 FREE_WEIGHTS = ("redraw", "keep")
 
 
+def _option(default: Any = MISSING, *, help: str, choices: tuple[str, ...] | None = None,
+            factory: Any = MISSING) -> Any:
+    """A RunConfig field with its command-line help (and choices): the CLI is built from these."""
+    metadata = {"help": help, "choices": choices}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """Everything that defines a run; `validate` raises ValueError with a sentence to act on.
 
-    The `epn` defaults are one setting for every stream (README, "Defaults that hold across
-    data"); they live in `clearn.epn` and `clearn.budget`, shared with the library.
+    Each field carries its help, from which `clearn run`'s options are built. The `epn`
+    defaults are one setting for every stream (README, "Defaults that hold across data");
+    they live in `clearn.epn` and `clearn.budget`, shared with the library.
     """
 
-    scenario: str = "permuted-digits"
-    strategy: str = "epn"
-    alpha: float = DEFAULT_ALPHA
-    """Powerprop exponent for `epn` / `packnet` (1 = plain weights)."""
-    tasks: int | None = None
-    """Number of tasks; None takes the scenario's default."""
-    epochs: int = DEFAULT_MAX_EPOCHS
-    """Epoch cap per task; a task stops earlier once its validation loss has not improved
-    for `patience` epochs."""
-    patience: int = DEFAULT_PATIENCE
-    """Epochs without a better validation loss (spanning at least 300 steps) that end a
-    task's training, for `epn`, `packnet`, `naive`, `ewc`, `si` and `lwf`; 0 trains every
-    one of `epochs`."""
-    model: str = "mlp"
-    hidden: list[int] = field(default_factory=lambda: [300, 100])
-    optimizer: str = "sgd"
-    lr: float = 0.3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 60
-    gamma: float = DEFAULT_GAMMA
-    """EfficientPackNet: share of the unpruned validation accuracy each task keeps."""
-    prune_fraction: float = 0.5
-    """Classic PackNet: share of each task's trained weights pruned away."""
-    retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS
-    """`epn` / `packnet` / `avalanche-packnet`: epochs of retraining the survivors after
-    pruning (counted within `epochs`, of which at least one trains before pruning; 0 is the
-    paper's EPN, which does not retrain)."""
-    normalise_step: bool = DEFAULT_NORMALISE_STEP
-    """`epn` / `packnet` with α > 1: Powerprop's κ set per layer so that a typical initial
-    weight moves at α = 1's pace (`clearn.powerprop.step_normalising_scale`)."""
-    scope: str = "layer"
-    init_scale: float = DEFAULT_INIT_SCALE
-    """`epn` / `packnet`: factor on PyTorch's default init of the backbone's weights."""
-    free_weights: str = "redraw"
-    """`epn` / `packnet`: "redraw" the free weights before each task, or "keep" the trained
-    values that earlier tasks pruned away."""
-    regularisation: float | None = None
-    """λ of ewc / si, α of lwf; None takes the baseline's default."""
-    eval_every_tasks: int = 1
-    """Evaluate earlier tasks after every N-th task (the current and last task always)."""
-    allow_frozen_features: bool = False
-    seed: int = 0
-    train_per_class: int | None = None
-    """Keep this many training images of each class (seeded), to study small data; None
-    keeps them all."""
-    data_root: str | None = None
-    download: bool = False
-    device: str = "auto"
-    tensorboard: bool = False
+    scenario: str = _option("permuted-digits", help="task stream, e.g. permuted-digits, "
+                            "split-fmnist, split-cifar10")
+    strategy: str = _option("epn", help="continual-learning strategy", choices=STRATEGIES)
+    alpha: float = _option(DEFAULT_ALPHA, help="Powerprop exponent for epn/packnet (1 = plain)")
+    tasks: int | None = _option(None, help="number of tasks (default: the scenario's)")
+    epochs: int = _option(DEFAULT_MAX_EPOCHS, help="epoch cap per task (see --patience)")
+    patience: int = _option(
+        DEFAULT_PATIENCE,
+        help="stop a task after this many epochs without a better validation loss (and at "
+        "least 300 steps), for epn, packnet, naive, ewc, si and lwf; 0 trains every epoch",
+    )
+    model: str = _option("mlp", help="backbone", choices=MODELS)
+    hidden: list[int] = _option(help="MLP widths", factory=lambda: [300, 100])
+    optimizer: str = _option("sgd", help="optimizer", choices=OPTIMIZERS)
+    lr: float = _option(DEFAULT_LR, help="learning rate")
+    momentum: float = _option(0.0, help="SGD momentum")
+    weight_decay: float = _option(0.0, help="weight decay")
+    batch_size: int = _option(DEFAULT_BATCH_SIZE, help="training minibatch size")
+    gamma: float = _option(
+        DEFAULT_GAMMA, help="epn: share of the unpruned validation accuracy each task keeps"
+    )
+    prune_fraction: float = _option(
+        DEFAULT_PRUNE_FRACTION, help="packnet: share of each task's trained weights pruned"
+    )
+    retrain_epochs: int = _option(
+        DEFAULT_RETRAIN_EPOCHS,
+        help="epn/packnet/avalanche-packnet: epochs retraining the survivors after pruning, "
+        "within --epochs (0: the paper's EPN, no retraining)",
+    )
+    normalise_step: bool = _option(
+        DEFAULT_NORMALISE_STEP,
+        help="Powerprop: scale each layer so a typical weight trains at alpha=1's pace",
+    )
+    scope: str = _option(DEFAULT_SCOPE, help="prune per layer or globally", choices=SCOPES)
+    init_scale: float = _option(
+        DEFAULT_INIT_SCALE, help="epn/packnet: factor on PyTorch's default weight init"
+    )
+    free_weights: str = _option(
+        "redraw",
+        help="epn/packnet: redraw the free weights before each task, or keep the values "
+        "earlier tasks pruned away",
+        choices=FREE_WEIGHTS,
+    )
+    regularisation: float | None = _option(
+        None, help="lambda of ewc/si, alpha of lwf (default: the baseline's)"
+    )
+    eval_every_tasks: int = _option(
+        1, help="evaluate earlier tasks after every N-th task only (current and last always)"
+    )
+    allow_frozen_features: bool = _option(
+        False, help="with no free weight left, train a task's head on frozen features"
+    )
+    seed: int = _option(0, help="seed of data order, permutations and initialisation")
+    train_per_class: int | None = _option(
+        None, help="keep this many training images per class (seeded), to study small data"
+    )
+    data_root: str | None = _option(
+        None, help="folder in torchvision's layout (default: Avalanche's data folder)"
+    )
+    download: bool = _option(False, help="let torchvision fetch missing data (needs internet)")
+    device: str = _option("auto", help="cpu, cuda, or auto (cuda when present)")
+    tensorboard: bool = _option(False, help="also log to TensorBoard (out/tensorboard)")
+    wandb: bool = _option(
+        False, help="also log to Weights & Biases (WANDB_MODE=offline works without network)"
+    )
 
     def validate(self) -> RunConfig:
         """Check every option; return self."""
@@ -133,7 +162,7 @@ class RunConfig:
             raise ValueError("lr must be positive; batch_size and eval_every_tasks at least 1")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden needs positive layer widths, got {self.hidden}")
-        if self.scope not in ("layer", "global"):
+        if self.scope not in SCOPES:
             raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
         if not self.init_scale > 0:
             raise ValueError(f"init_scale must be positive, got {self.init_scale}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import random
 import time
 from pathlib import Path
@@ -24,31 +23,28 @@ from tqdm.auto import tqdm
 from clearn.app.checkpoint import load_checkpoint, save_checkpoint
 from clearn.app.config import RunConfig, read_config, write_config
 from clearn.app.factory import assemble
-from clearn.app.io import write_json_atomic
 from clearn.app.plots import (
     plot_accuracy_matrix,
     plot_capacity,
     plot_task_accuracy,
     plot_weight_histogram,
 )
-from clearn.metrics import summary
+from clearn.app.results import RESULTS_FILE, RunResult
+from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights
 from clearn.weight_study import magnitude_histogram
 from scenarios.streams import build_stream
-from strategies.epn import TaskReport
+from strategies.capacity_metrics import capacity_metrics, model_capacity
+from strategies.metric_keys import experience_accuracy_key
+from strategies.wandb_logger import WandBLogger
 
 __all__ = ["ResultsExistError", "draw_plots", "run_experiment", "run_or_reuse"]
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
-RESULTS = "results.json"
 
 
 class ResultsExistError(FileExistsError):
     """The results folder already holds a run, and it was not asked to resume."""
-
-
-def _accuracy_key(task: int) -> str:
-    return f"Top1_Acc_Exp/eval_phase/test_stream/Task{task:03d}/Exp{task:03d}"
 
 
 def _prepare_folder(out: Path, resume: bool) -> None:
@@ -59,7 +55,7 @@ def _prepare_folder(out: Path, resume: bool) -> None:
         probe.unlink()
     except OSError as error:
         raise PermissionError(f"output folder {out} is not writable ({error.strerror})") from None
-    holds_run = (out / RESULTS).exists() or (out / CHECKPOINT).exists()
+    holds_run = (out / RESULTS_FILE).exists() or (out / CHECKPOINT).exists()
     if holds_run and not resume:
         raise ResultsExistError(
             f"{out} already holds a run; pass --resume to continue it, or choose another --out"
@@ -98,30 +94,25 @@ def _baseline_plugins(strategy) -> dict[str, Any]:
     }
 
 
-def _evaluator(out: Path, tensorboard: bool):
+def _evaluator(out: Path, config: RunConfig):
     log = open(out / "avalanche_log.txt", "a")  # noqa: SIM115 - closed by the run
     loggers = [TextLogger(log), CSVLogger(str(out / "avalanche_csv"))]
-    if tensorboard:
+    if config.tensorboard:
         loggers.append(TensorboardLogger(str(out / "tensorboard")))
+    if config.wandb:
+        loggers.append(
+            WandBLogger(
+                project_name="clearn", run_name=out.name, dir=str(out), config=config.to_dict()
+            )
+        )
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
         forgetting_metrics(experience=True, stream=True),
         bwt_metrics(experience=True, stream=True),
+        *capacity_metrics(),
         loggers=loggers,
     )
     return evaluator, log, loggers
-
-
-def _capacity(assembled) -> tuple[list[float] | None, float | None]:
-    if assembled.packing is not None:
-        return assembled.packing.packer.capacity(), assembled.packing.packer.free_fraction()
-    indices = [m.task_index for m in assembled.model.modules() if hasattr(m, "task_index")]
-    if not indices:
-        return None, None
-    total = sum(i.numel() for i in indices)
-    trained = int(max(int(i[i != 255].max()) if (i != 255).any() else -1 for i in indices)) + 1
-    owned = [sum(int((i == t).sum()) for i in indices) / total for t in range(trained)]
-    return owned, sum(int((i == 255).sum()) for i in indices) / total
 
 
 def _weight_histogram(assembled) -> dict[str, Any]:
@@ -137,22 +128,18 @@ def _weight_histogram(assembled) -> dict[str, Any]:
     return magnitude_histogram(values)
 
 
-def draw_plots(results: dict[str, Any], out: Path) -> list[Path]:
-    """Draw every plot of a results dict into `out`; return their paths."""
-    matrix = results["accuracy_matrix"]
-    title = f"{results['scenario']}, {results['strategy']}, α={results['alpha']:g}"
+def draw_plots(results: RunResult, out: Path) -> list[Path]:
+    """Draw every plot of a run's results into `out`; return their paths."""
+    matrix = results.accuracy_matrix
+    title = f"{results.scenario}, {results.strategy}, α={results.alpha:g}"
     paths = [
         plot_accuracy_matrix(matrix, out / "accuracy_matrix.png", title=title),
         plot_task_accuracy(matrix, out / "task_accuracy.png"),
     ]
-    if results.get("capacity") is not None:
-        paths.append(
-            plot_capacity(results["capacity"], results["free_fraction"], out / "capacity.png")
-        )
-    if results.get("weight_histogram"):
-        paths.append(
-            plot_weight_histogram(results["weight_histogram"], out / "weight_histogram.png")
-        )
+    if results.capacity is not None:
+        paths.append(plot_capacity(results.capacity, results.free_fraction, out / "capacity.png"))
+    if results.weight_histogram:
+        paths.append(plot_weight_histogram(results.weight_histogram, out / "weight_histogram.png"))
     return paths
 
 
@@ -170,7 +157,7 @@ def _tasks_to_evaluate(task: int, total: int, every: int, strategy: str) -> list
     return [task]
 
 
-def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) -> RunResult:
     """Train `config`'s stream, writing checkpoints and results into `out`; return the results.
 
     With `resume`, continue the run saved in `out` (with its saved configuration); a
@@ -180,12 +167,12 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     _prepare_folder(out, resume)
     state: dict[str, Any] | None = None
     if resume:
-        if (out / RESULTS).exists() and not (out / CHECKPOINT).exists():
-            return {**json.loads((out / RESULTS).read_text()), "already_finished": True}
+        if (out / RESULTS_FILE).exists() and not (out / CHECKPOINT).exists():
+            return dataclasses.replace(RunResult.read(out), already_finished=True)
         state = load_checkpoint(out / CHECKPOINT)
         config = RunConfig(**state["config"])
         if state.get("finished"):
-            return {**json.loads((out / RESULTS).read_text()), "already_finished": True}
+            return dataclasses.replace(RunResult.read(out), already_finished=True)
     config.validate()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -205,7 +192,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     )
     total = stream.n_tasks
     write_config(config, out / "config.toml")
-    evaluator, log, loggers = _evaluator(out, config.tensorboard)
+    evaluator, log, loggers = _evaluator(out, config)
     assembled = assemble(config, stream, device=device, evaluator=evaluator)
     strategy = assembled.strategy
     matrix: list[list[float | None]] = []
@@ -214,8 +201,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
         assembled.model.load_state_dict(state["model"])
         strategy.optimizer.load_state_dict(state["optimizer"])
         if assembled.packing is not None:
-            assembled.packing.packer.load_state_dict(state["packer"])
-            assembled.packing.reports = [_report(r) for r in state["reports"]]
+            assembled.packing.load_state_dict(state["packing"])
         for name, plugin in _baseline_plugins(strategy).items():
             vars(plugin).update(state["plugins"][name])
         matrix, seconds = state["matrix"], state["train_seconds"]
@@ -243,7 +229,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
             metrics = strategy.eval([stream.benchmark.test_stream[j] for j in evaluated])
             row: list[float | None] = [None] * total
             for j in evaluated:
-                row[j] = float(metrics[_accuracy_key(j)])
+                row[j] = float(metrics[experience_accuracy_key(j)])
             matrix.append(row)
             progress.write(_task_line(task, row[task], seconds[-1], assembled))
             if task in _under_trained(assembled):
@@ -259,10 +245,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 "train_seconds": seconds,
                 "model": assembled.model.state_dict(),
                 "optimizer": strategy.optimizer.state_dict(),
-                "packer": assembled.packing.packer.state_dict() if assembled.packing else None,
-                "reports": [dataclasses.asdict(r) for r in assembled.packing.reports]
-                if assembled.packing
-                else [],
+                "packing": assembled.packing.state_dict() if assembled.packing else None,
                 "plugins": {n: dict(vars(p)) for n, p in _baseline_plugins(strategy).items()},
                 "rng": _rng_state(),
             }
@@ -277,18 +260,18 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
         log.close()
     results = _results(config, stream, matrix, seconds, assembled, final_metrics, resumed=resume)
     # Saved before plotting, so that a plot error loses nothing.
-    write_json_atomic(out / RESULTS, results)
+    results.write(out)
     _write_matrix_csv(matrix, out / "accuracy_matrix.csv")
-    results["plots"] = [str(p) for p in draw_plots(results, out)]
-    write_json_atomic(out / RESULTS, results)
+    results = dataclasses.replace(results, plots=[str(p) for p in draw_plots(results, out)])
+    results.write(out)
     save_checkpoint(out / CHECKPOINT, {**checkpoint, "finished": True})
     return results
 
 
-def run_or_reuse(config: RunConfig, out: str | Path) -> dict[str, Any]:
+def run_or_reuse(config: RunConfig, out: str | Path) -> RunResult:
     """Results of the run in `out`: read back when finished, resumed when started, else run."""
     out = Path(out)
-    started = (out / RESULTS).exists() or (out / CHECKPOINT).exists()
+    started = (out / RESULTS_FILE).exists() or (out / CHECKPOINT).exists()
     if started and (out / "config.toml").exists():
         saved = RunConfig(**read_config(out / "config.toml")).to_dict()
         requested = config.to_dict()
@@ -299,10 +282,6 @@ def run_or_reuse(config: RunConfig, out: str | Path) -> dict[str, Any]:
                 f"delete it or choose another folder"
             )
     return run_experiment(config, out, resume=started)
-
-
-def _report(saved: dict[str, Any]):
-    return TaskReport(**saved)
 
 
 def _under_trained(assembled) -> list[int]:
@@ -331,24 +310,26 @@ def _task_line(task: int, accuracy: float | None, seconds: float, assembled) -> 
 
 def _results(
     config: RunConfig, stream, matrix, seconds, assembled, avalanche_metrics, *, resumed: bool
-) -> dict[str, Any]:
-    capacity, free = _capacity(assembled)
+) -> RunResult:
+    capacity = model_capacity(assembled.model, tasks=len(matrix))
     reports = assembled.packing.reports if assembled.packing else []
-    return {
-        "scenario": config.scenario,
-        "strategy": config.strategy,
-        "alpha": config.alpha if config.strategy in ("epn", "packnet") else 1.0,
-        "tasks": stream.n_tasks,
-        "accuracy_matrix": matrix,
-        **summary(matrix),
-        "capacity": capacity,
-        "free_fraction": free,
-        "train_seconds": sum(seconds),
-        "train_seconds_per_task": seconds,
-        "task_reports": [dataclasses.asdict(r) for r in reports],
-        "under_trained_tasks": _under_trained(assembled),
-        "avalanche_metrics": avalanche_metrics,
-        "resumed": resumed,
-        "weight_histogram": _weight_histogram(assembled),
-        "config": config.to_dict(),
-    }
+    return RunResult(
+        scenario=config.scenario,
+        strategy=config.strategy,
+        alpha=config.alpha if config.strategy in ("epn", "packnet") else 1.0,
+        tasks=stream.n_tasks,
+        accuracy_matrix=matrix,
+        acc=average_accuracy(matrix),
+        bwt=backward_transfer(matrix),
+        forgetting=forgetting(matrix),
+        capacity=list(capacity.owned) if capacity else None,
+        free_fraction=capacity.free if capacity else None,
+        train_seconds=sum(seconds),
+        train_seconds_per_task=seconds,
+        task_reports=[dataclasses.asdict(r) for r in reports],
+        under_trained_tasks=_under_trained(assembled),
+        avalanche_metrics=avalanche_metrics,
+        resumed=resumed,
+        weight_histogram=_weight_histogram(assembled),
+        config=config.to_dict(),
+    )

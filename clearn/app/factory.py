@@ -13,14 +13,15 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from clearn.app.config import RunConfig
+from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
 from clearn.models import backbone
-from clearn.network import TaskNetwork
 from scenarios.streams import TaskStream
+from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin
 from strategies.guards import FiniteLossPlugin, ProgressPlugin
 from strategies.heads import MultiHeadNet
 from strategies.plateau_stop import PlateauStopPlugin
-from strategies.task_model import AvalancheTaskNetwork
+from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
 __all__ = ["BASELINE_DEFAULTS", "PLATEAU_STOPPED", "Assembled", "assemble", "make_optimizer"]
@@ -72,7 +73,7 @@ def assemble(
     """Model, optimizer, plugins and strategy for `config.strategy` on `stream`."""
     features, width = backbone(config.model, input_shape=stream.input_shape, hidden=config.hidden)
     plugins: list[SupervisedPlugin] = [TensorLoaderPlugin()]
-    network = packing = None
+    network = None
     if config.strategy in ("epn", "packnet"):
         network = TaskNetwork(
             backbone=features,
@@ -81,22 +82,7 @@ def assemble(
             alpha=config.alpha,
             normalise_step=config.normalise_step,
         )
-        packing = PackingPlugin(
-            network,
-            valid_stream=stream.benchmark.valid_stream,
-            mode=config.strategy,
-            gamma=config.gamma,
-            prune_fraction=config.prune_fraction,
-            retrain_epochs=config.retrain_epochs,
-            patience=config.patience or None,
-            scope=config.scope,
-            allow_frozen_features=config.allow_frozen_features,
-            seed=config.seed,
-            init_scale=config.init_scale,
-            redraw_free=config.free_weights == "redraw",
-        )
-        plugins.append(packing)
-        model: nn.Module = AvalancheTaskNetwork(network)
+        model: nn.Module = network
     elif config.strategy == "avalanche-packnet":
         # Avalanche's PackNet packs the output layer too: one shared head as wide as the
         # widest task, each task using its own subnetwork of it.
@@ -108,7 +94,9 @@ def assemble(
         )
     plateau_stop = None
     if config.strategy in PLATEAU_STOPPED and config.patience:
-        plateau_stop = PlateauStopPlugin(stream.benchmark.valid_stream, patience=config.patience)
+        plateau_stop = PlateauStopPlugin(
+            stream.benchmark.valid_stream, patience=config.patience, seed=config.seed
+        )
         plugins.append(plateau_stop)
     plugins += [FiniteLossPlugin(), ProgressPlugin(), *(extra_plugins or [])]
     model.to(device)
@@ -119,13 +107,30 @@ def assemble(
         criterion=nn.CrossEntropyLoss(),
         train_mb_size=config.batch_size,
         train_epochs=config.epochs,
-        eval_mb_size=1000,
+        eval_mb_size=DEFAULT_EVAL_BATCH_SIZE,
         device=device,
         plugins=plugins,
         evaluator=evaluator,
     )
     strength = config.regularisation
-    if config.strategy == "avalanche-packnet":
+    packing = None
+    if network is not None:
+        strategy = EfficientPackNet(
+            valid_stream=stream.benchmark.valid_stream,
+            mode=config.strategy,
+            gamma=config.gamma,
+            prune_fraction=config.prune_fraction,
+            retrain_epochs=config.retrain_epochs,
+            patience=config.patience or None,
+            scope=config.scope,
+            allow_frozen_features=config.allow_frozen_features,
+            seed=config.seed,
+            init_scale=config.init_scale,
+            redraw_free=config.free_weights == "redraw",
+            **common,
+        )
+        packing = strategy.packing
+    elif config.strategy == "avalanche-packnet":
         strategy = PackNet(
             post_prune_epochs=min(config.retrain_epochs, config.epochs - 1),
             prune_proportion=config.prune_fraction,

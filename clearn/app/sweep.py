@@ -15,6 +15,8 @@ from clearn.app.config import RunConfig
 from clearn.app.experiment import run_or_reuse
 from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_frontier
+from clearn.app.results import RunResult
+from clearn.app.tables import markdown_table, number, percent
 
 __all__ = ["RESULT_KEYS", "run_sweep", "seed_means", "sweep_table"]
 
@@ -29,15 +31,14 @@ def _run_name(options: Mapping[str, Any]) -> str:
     )
 
 
-def _point(options: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
-    used = sum(results["capacity"]) if results.get("capacity") is not None else None
+def _point(options: Mapping[str, Any], results: RunResult, folder: Path) -> dict[str, Any]:
     return {
         **options,
-        "acc": results["acc"],
-        "capacity_used": used,
-        "free_fraction": results.get("free_fraction"),
-        "train_seconds": results["train_seconds"],
-        "folder": results.get("folder"),
+        "acc": results.acc,
+        "capacity_used": results.capacity_used,
+        "free_fraction": results.free_fraction,
+        "train_seconds": results.train_seconds,
+        "folder": str(folder),
     }
 
 
@@ -58,8 +59,7 @@ def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Pat
     for options in tqdm(combinations, desc="sweep", unit="run"):
         config = dataclasses.replace(base, **options).validate()
         folder = out / _run_name(options)
-        results = run_or_reuse(config, folder)
-        points.append(_point(options, {**results, "folder": str(folder)}))
+        points.append(_point(options, run_or_reuse(config, folder), folder))
         write_json_atomic(out / "sweep.json", {"base": base.to_dict(), "points": points})
     shown = seed_means(points) if "seed" in grid else points
     (out / "sweep.md").write_text(sweep_table(shown) + "\n")
@@ -104,32 +104,21 @@ def seed_means(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return means
 
 
-def _percent(point: Mapping[str, Any], key: str) -> str:
-    value = point.get(key)
-    if value is None:
-        return "–"
-    spread = point.get(f"{key.removesuffix('_used')}_std")
-    return f"{100 * value:.1f}" + ("" if spread is None else f" ± {100 * spread:.1f}")
-
-
 def sweep_table(points: Sequence[Mapping[str, Any]]) -> str:
     """Markdown table of a sweep's points (or of their `seed_means`): options, ACC, capacity
     used, free, time; means over seeds come with ± one standard deviation."""
     options = [
         k for k in points[0] if k not in RESULT_KEYS and k not in ("acc_std", "capacity_std")
     ]
-    lines = [
-        "| " + " | ".join(options) + " | ACC % | capacity used % | free % | train s |",
-        "|" + "---|" * (len(options) + 4),
+    header = [*options, "ACC %", "capacity used %", "free %", "train s"]
+    rows = [
+        [
+            *(f"{p[k]:g}" if isinstance(p[k], float) else p[k] for k in options),
+            percent(p["acc"], p.get("acc_std")),
+            percent(p["capacity_used"], p.get("capacity_std")),
+            percent(p["free_fraction"]),
+            number(p["train_seconds"], 0),
+        ]
+        for p in points
     ]
-    for point in points:
-        free = point["free_fraction"]
-        lines.append(
-            "| "
-            + " | ".join(
-                f"{point[k]:g}" if isinstance(point[k], float) else str(point[k]) for k in options
-            )
-            + f" | {_percent(point, 'acc')} | {_percent(point, 'capacity_used')} | "
-            f"{'–' if free is None else f'{100 * free:.1f}'} | {point['train_seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(header, rows)

@@ -18,6 +18,6 @@ def test_run_all_trains_each_config_in_worker_processes_and_restores_the_environ
     assert set(results) == {1.0, 2.0}
     for alpha, (_, folder) in runs.items():
         saved = json.loads((folder / "results.json").read_text())
-        assert saved["alpha"] == alpha and saved["acc"] == results[alpha]["acc"]
+        assert saved["alpha"] == alpha and saved["acc"] == results[alpha].acc
         assert 0.5 < saved["acc"] <= 1.0  # two-class tasks, learnt
     assert dict(os.environ) == before

@@ -95,8 +95,8 @@ def test_later_tasks_do_use_what_earlier_tasks_left_free():
     assert torch.equal(owner[owners_after_first == 1], owners_after_first[owners_after_first == 1])
     assert int((owner == 2).sum()) == round(0.4 * int((owners_after_first == 0).sum()))
     one_weight = 1 / net.masks["1"].owner.numel()  # counts are rounded to whole weights
-    assert packer.capacity() == pytest.approx([0.4, 0.24], abs=one_weight)
-    assert packer.free_fraction() == pytest.approx(0.36, abs=one_weight)
+    assert net.capacity().owned == pytest.approx([0.4, 0.24], abs=one_weight)
+    assert net.capacity().free == pytest.approx(0.36, abs=one_weight)
 
 
 def test_mixed_task_batch_equals_per_task_batches():
@@ -176,7 +176,7 @@ def test_running_out_of_capacity_names_the_options_or_trains_the_head_only():
     packer.begin_task(0)
     packer.prune(1.0)
     packer.end_task()
-    assert packer.free_fraction() == 0.0
+    assert net.capacity().free == 0.0
     with pytest.raises(
         CapacityExhaustedError, match="lower gamma.*bigger backbone.*allow_frozen_features"
     ):

@@ -11,14 +11,13 @@ from torch import nn
 from clearn.budget import MIN_PATIENCE_STEPS
 from clearn.epn import KEPT_CANDIDATES
 from clearn.evaluation import task_accuracy
-from clearn.network import TaskNetwork
 from clearn.packing import Phase
 from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 from strategies.epn import PackingPlugin
 from strategies.heads import MultiHeadNet
 from strategies.plateau_stop import PlateauStopPlugin
-from strategies.task_model import AvalancheTaskNetwork
+from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
 OPTIMIZERS = {
@@ -47,21 +46,17 @@ def packing_run(
     backbone = nn.Sequential(
         nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU()
     )
-    network = TaskNetwork(
-        backbone=backbone, feature_size=32, classes_per_task=stream.classes_per_task, alpha=alpha
-    )
+    network = TaskNetwork(backbone=backbone, alpha=alpha)  # heads grow per task label
     plugin = PackingPlugin(
-        network,
         valid_stream=stream.benchmark.valid_stream,
         mode=mode,
         gamma=0.95,
         prune_fraction=0.6,
         retrain_epochs=1,
     )
-    model = AvalancheTaskNetwork(network)
     strategy = Naive(
-        model=model,
-        optimizer=OPTIMIZERS[optimizer](model.parameters()),
+        model=network,
+        optimizer=OPTIMIZERS[optimizer](network.parameters()),
         train_mb_size=32,
         train_epochs=epochs,
         eval_mb_size=256,
@@ -69,6 +64,7 @@ def packing_run(
         evaluator=evaluator or EvaluationPlugin(loggers=[]),
         eval_every=eval_every,
     )
+    plugin.attach(strategy.model)
     return network, plugin, strategy
 
 

@@ -1,6 +1,11 @@
+import dataclasses
 import json
+import os
 import subprocess
 import sys
+
+from clearn.app.cli import _config_options, build_parser
+from clearn.app.config import RunConfig
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -54,3 +59,34 @@ def test_missing_data_is_a_one_line_error_saying_where_it_looked(tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert str(tmp_path / "MNIST" / "raw") in done.stderr
+
+
+def test_run_and_sweep_take_every_run_option_with_its_help():
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name in ("run", "sweep"):
+        options = {action.dest: action for action in commands[name]._actions}
+        for option in dataclasses.fields(RunConfig):
+            assert option.metadata["help"] in options[option.name].help, (name, option.name)
+
+
+def test_a_run_option_overrides_the_config_file_and_only_when_given(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('scenario = "split-digits"\nbatch-size = 10\nseed = 3\n')
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    args = commands["run"].parse_args(["--config", str(config), "--seed", "5", "--no-download"])
+    options = _config_options(args)
+    assert options == {"scenario": "split-digits", "batch_size": 10, "seed": 5, "download": False}
+
+
+def test_wandb_records_every_metric_capacity_included_offline(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "clearn", "run", "--scenario", "split-digits", "--tasks", "2",
+         "--epochs", "2", "--hidden", "16", "--wandb", "--out", str(out)],
+        env={**os.environ, "WANDB_MODE": "offline", "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
+    assert b"Capacity/used" in run_file.read_bytes()
+    assert b"Top1_Acc_Stream" in run_file.read_bytes()

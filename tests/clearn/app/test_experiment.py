@@ -125,13 +125,13 @@ def test_our_metrics_agree_with_avalanches_on_a_forgetting_run(tmp_path):
         scenario="permuted-digits", strategy="naive", tasks=3, epochs=2, hidden=[64, 32]
     )
     results = run_experiment(config, tmp_path / "naive")
-    avalanche = results["avalanche_metrics"]
-    assert results["bwt"] < 0  # plain fine-tuning forgets, so the check is not trivial
-    assert avalanche["StreamBWT/eval_phase/test_stream"] == pytest.approx(results["bwt"])
+    avalanche = results.avalanche_metrics
+    assert results.bwt < 0  # plain fine-tuning forgets, so the check is not trivial
+    assert avalanche["StreamBWT/eval_phase/test_stream"] == pytest.approx(results.bwt)
     # Avalanche's forgetting is "right after training minus now", i.e. −BWT; ours takes the
     # best accuracy seen before the end, so it can only be larger.
-    assert avalanche["StreamForgetting/eval_phase/test_stream"] == pytest.approx(-results["bwt"])
-    assert results["forgetting"] >= -results["bwt"] - 1e-12
+    assert avalanche["StreamForgetting/eval_phase/test_stream"] == pytest.approx(-results.bwt)
+    assert results.forgetting >= -results.bwt - 1e-12
 
 
 def test_killed_run_resumes_to_the_same_results(tmp_path):

@@ -1,0 +1,107 @@
+"""The README's Avalanche example, run as written on real Fashion-MNIST (SplitFMNIST, five
+tasks, no validation stream), its figures printed next to the ones the README states."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import main, save_result
+from clearn.app.tables import markdown_table
+from scenarios.datasets import DEBIAN_FASHION_MNIST
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SECTION = "## Use it from Avalanche"
+
+
+def readme_example() -> str:
+    """The Python block of the README's Avalanche section."""
+    section = README.read_text().split(SECTION, 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def stated_figures() -> dict[str, float]:
+    """The figures the README states for the example: `ACC a%, forgetting f, capacity c%`."""
+    section = README.read_text().split(SECTION, 1)[1]
+    found = re.search(
+        r"ACC ([\d.]+)%,\s+forgetting\s+([\d.]+),\s+([\d.]+)%\s+of\s+the\s+weights\s+used",
+        section,
+    )
+    acc, forgetting, used = (float(v) for v in found.groups())
+    return {"acc": acc / 100, "forgetting": forgetting, "capacity_used": used / 100}
+
+
+def torchvision_home(home: Path, source: Path = DEBIAN_FASHION_MNIST) -> Path:
+    """A HOME whose Avalanche data folder holds Fashion-MNIST as torchvision leaves it after a
+    download (unpacked IDX files), so the example runs offline as written."""
+    raw = home / ".avalanche" / "data" / "fashionmnist" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for packed in source.glob("*.gz"):
+        with gzip.open(packed) as handle, open(raw / packed.stem, "wb") as out:
+            shutil.copyfileobj(handle, out)
+    return home
+
+
+def run_example(home: Path) -> tuple[dict[str, float], float]:
+    """Run the example in a fresh process with HOME=`home`; its figures and wall time."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", readme_example()],
+        env={**os.environ, "HOME": str(home), "TQDM_DISABLE": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"the README example failed:\n{done.stderr[-2000:]}")
+    return figures_of(done.stdout), seconds
+
+
+def figures_of(printed: str) -> dict[str, float]:
+    """ACC (mean over tasks), forgetting and capacity used from the example's last line."""
+    results = ast.literal_eval(printed.strip().splitlines()[-1])
+    accuracies = [v for k, v in results.items() if k.startswith("Top1_Acc_Stream")]
+    return {
+        "acc": statistics.fmean(accuracies),
+        "forgetting": results["StreamForgetting/eval_phase/test_stream"],
+        "capacity_used": results["Capacity/used"],
+    }
+
+
+def _ratio(measured: float, stated: float) -> str:
+    return "–" if stated == 0 else f"{measured / stated:.3f}"
+
+
+def run(*, quick: bool = False) -> dict:
+    """Run the example once (the same with --quick: it is one run); print measured vs stated."""
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        print("README example: no Fashion-MNIST here (apt-get install dataset-fashion-mnist)")
+        return {}
+    with tempfile.TemporaryDirectory() as folder:
+        measured, seconds = run_example(torchvision_home(Path(folder)))
+    stated = stated_figures()
+    rows = [
+        [name, f"{measured[key]:.4f}", f"{stated[key]:.4f}", _ratio(measured[key], stated[key])]
+        for name, key in (("ACC", "acc"), ("capacity used", "capacity_used"),
+                          ("forgetting", "forgetting"))
+    ]
+    print(f"README Avalanche example (SplitFMNIST, 5 tasks, offline copy): {seconds:.0f} s")
+    print(markdown_table(["figure", "measured", "README states", "ratio"], rows))
+    figures = {"measured": measured, "stated": stated, "seconds": seconds}
+    save_result("avalanche_example", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main(run, __doc__)

@@ -1,0 +1,77 @@
+"""Capacity as Avalanche metrics, so every Avalanche logger (text, CSV, TensorBoard, W&B)
+records it: the share used and free after each experience, and the share the task owns and
+kept. Also read off Avalanche's own PackNet, for comparison."""
+
+from __future__ import annotations
+
+from avalanche.evaluation import PluginMetric
+from avalanche.evaluation.metric_results import MetricValue
+from avalanche.models.packnet import WeightAndBiasPackNetModule
+from torch import nn
+
+from clearn.capacity import Capacity, ownership_capacity
+from clearn.network import TaskNetwork
+from strategies.epn import PackingPlugin
+from strategies.experience import task_label
+
+__all__ = ["CapacityMetric", "capacity_metrics", "model_capacity"]
+
+
+def model_capacity(model: nn.Module, *, tasks: int) -> Capacity | None:
+    """Capacity of `model` after `tasks` tasks: a clearn TaskNetwork, Avalanche's PackNet
+    (owner codes task and PRUNED_CODE), or None for a model that does not pack tasks."""
+    networks = [m for m in model.modules() if isinstance(m, TaskNetwork)]
+    if networks:
+        return networks[0].capacity()
+    packnet = [m for m in model.modules() if isinstance(m, WeightAndBiasPackNetModule)]
+    if not packnet:
+        return None
+    return ownership_capacity(
+        [m.task_index for m in packnet],
+        tasks=tasks,
+        free_code=int(packnet[0].PRUNED_CODE),
+        first_task_code=0,
+    )
+
+
+class CapacityMetric(PluginMetric[float]):
+    """After each training experience: `Capacity/used`, `Capacity/free`, and for the task
+    just trained `Capacity/owned/TaskNNN` (share of the network it owns) and, under a
+    PackingPlugin, `Capacity/kept/TaskNNN` (share of the weights it trained that it kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._capacity: Capacity | None = None
+
+    def reset(self) -> None:
+        self._capacity = None
+
+    def result(self) -> float | None:
+        return None if self._capacity is None else self._capacity.used
+
+    def after_training_exp(self, strategy) -> list[MetricValue]:
+        task = task_label(strategy.experience)  # tasks come in order: 0..task are trained
+        self._capacity = model_capacity(strategy.model, tasks=task + 1)
+        if self._capacity is None:
+            return []
+        step = strategy.clock.train_iterations
+        values = [
+            MetricValue(self, "Capacity/used", self._capacity.used, step),
+            MetricValue(self, "Capacity/free", self._capacity.free, step),
+        ]
+        if task < len(self._capacity.owned):
+            owned = self._capacity.owned[task]
+            values.append(MetricValue(self, f"Capacity/owned/Task{task:03}", owned, step))
+        packing = [p for p in strategy.plugins if isinstance(p, PackingPlugin)]
+        if packing and packing[0].reports:
+            kept = packing[0].reports[-1].kept_of_trained
+            values.append(MetricValue(self, f"Capacity/kept/Task{task:03}", kept, step))
+        return values
+
+    def __str__(self) -> str:
+        return "Capacity"
+
+
+def capacity_metrics() -> list[PluginMetric]:
+    """The capacity metrics, for `EvaluationPlugin(*capacity_metrics(), ...)`."""
+    return [CapacityMetric()]

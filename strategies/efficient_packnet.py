@@ -1,0 +1,102 @@
+"""EfficientPackNet as an Avalanche strategy: one model, one strategy, like Avalanche's PackNet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from avalanche.core import BasePlugin
+from avalanche.training.plugins.evaluation import default_evaluator
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+
+from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
+from clearn.epn import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_GAMMA,
+    DEFAULT_INIT_SCALE,
+    DEFAULT_PRUNE_FRACTION,
+    DEFAULT_RETRAIN_EPOCHS,
+)
+from clearn.pruning import DEFAULT_SCOPE, Scope
+from strategies.epn import PackingPlugin
+from strategies.task_model import TaskNetwork
+from strategies.validation import DEFAULT_VALIDATION_SHARE
+
+__all__ = ["EfficientPackNet"]
+
+
+class EfficientPackNet(SupervisedTemplate):
+    """Trains each experience on the free weights of `model`, prunes it to the fewest weights
+    that keep `gamma` of its validation accuracy, and freezes them as the task's own.
+
+    `model` is a `strategies.TaskNetwork`; it grows a head per task label. Validation data:
+    `valid_stream` when given, else a seeded `validation_share` of each training experience
+    (stated in the log). `train_epochs` is a cap: each task stops once its validation loss
+    has not improved for `patience` epochs. `mode="packnet"` prunes a fixed `prune_fraction`
+    instead (classic PackNet on the same mechanism). The packing plugin is `self.packing`;
+    its `reports` say per task what it kept, owns and how long it trained. Other arguments
+    are Avalanche's `SupervisedTemplate`'s; every default is `clearn run`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: TaskNetwork,
+        optimizer: torch.optim.Optimizer,
+        criterion: nn.Module | None = None,
+        train_mb_size: int = DEFAULT_BATCH_SIZE,
+        train_epochs: int = DEFAULT_MAX_EPOCHS,
+        eval_mb_size: int = DEFAULT_EVAL_BATCH_SIZE,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[BasePlugin] | None = None,
+        evaluator=default_evaluator,
+        eval_every: int = -1,
+        valid_stream=None,
+        validation_share: float = DEFAULT_VALIDATION_SHARE,
+        mode: Literal["epn", "packnet"] = "epn",
+        gamma: float = DEFAULT_GAMMA,
+        prune_fraction: float = DEFAULT_PRUNE_FRACTION,
+        retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS,
+        patience: int | None = DEFAULT_PATIENCE,
+        scope: Scope = DEFAULT_SCOPE,
+        init_scale: float = DEFAULT_INIT_SCALE,
+        redraw_free: bool = True,
+        allow_frozen_features: bool = False,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        if not isinstance(model, TaskNetwork):
+            raise ValueError(
+                f"EfficientPackNet trains a strategies.TaskNetwork, got "
+                f"{type(model).__name__}: wrap the backbone as TaskNetwork(backbone=...)"
+            )
+        self.packing = PackingPlugin(
+            valid_stream=valid_stream,
+            validation_share=validation_share,
+            mode=mode,
+            gamma=gamma,
+            prune_fraction=prune_fraction,
+            retrain_epochs=retrain_epochs,
+            patience=patience,
+            scope=scope,
+            allow_frozen_features=allow_frozen_features,
+            seed=seed,
+            init_scale=init_scale,
+            redraw_free=redraw_free,
+            verbose=verbose,
+        )
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion if criterion is not None else nn.CrossEntropyLoss(),
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=[self.packing, *(plugins or [])],
+            evaluator=evaluator,
+            eval_every=eval_every,
+        )
