@@ -10,6 +10,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.common import main, save_result
+from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 from scenarios.streams import build_stream
@@ -63,15 +64,13 @@ def run(*, quick: bool = False) -> dict:
     avalanche_epoch = _naive_epoch_seconds(stream, inputs, [])
     ours_epoch = _naive_epoch_seconds(stream, inputs, [TensorLoaderPlugin()])
     print(f"Loading permuted-{dataset} task 2 ({len(split)} training images), batch {BATCH}")
-    print(f"{'':36}{'clearn':>12}{'reference':>12}{'ratio':>8}")
-    print(
-        f"{'samples/s: TensorBatchLoader vs direct':36}{ours:>12,.0f}{direct:>12,.0f}"
-        f"{ours / direct:>8.2f}"
-    )
-    print(
-        f"{'Naive epoch s: ours vs Avalanche':36}{ours_epoch:>12.2f}{avalanche_epoch:>12.2f}"
-        f"{ours_epoch / avalanche_epoch:>8.2f}"
-    )
+    rows = [
+        ["samples/s: TensorBatchLoader vs direct", f"{ours:,.0f}", f"{direct:,.0f}",
+         f"{ours / direct:.2f}"],
+        ["Naive epoch s: ours vs Avalanche", f"{ours_epoch:.2f}", f"{avalanche_epoch:.2f}",
+         f"{ours_epoch / avalanche_epoch:.2f}"],
+    ]
+    print(markdown_table(["", "clearn", "reference", "ratio"], rows))
     result = {
         "dataset": dataset,
         "loader_samples_per_s": ours,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from benchmarks.common import RESULTS_DIR, main, run_all, save_result
 from clearn.app.config import RunConfig
 from clearn.app.plots import plot_average_accuracy, plot_free_capacity
+from clearn.app.tables import markdown_table, percent
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 FREE_FLOOR = 0.05
@@ -51,14 +52,13 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, RunConfig.alph
         f"Long stream: permuted-{dataset}, {tasks} tasks x 1 epoch, epn, gamma "
         f"{defaults.gamma:g}, lr {defaults.lr:g} (one thread per run, both at once)"
     )
-    print(
-        f"{'alpha':>6}{'ACC %':>8}{'free % at end':>15}{'tasks before free < 5%':>25}{'train s':>9}"
-    )
-    for alpha, results in runs.items():
-        print(
-            f"{alpha:>6g}{100 * results['acc']:>8.1f}{100 * results['free_fraction']:>15.1f}"
-            f"{_tasks_before_floor(free[alpha]):>25}{results['train_seconds']:>9.0f}"
-        )
+    rows = [
+        [f"{alpha:g}", percent(results.acc), percent(results.free_fraction),
+         _tasks_before_floor(free[alpha]), f"{results.train_seconds:.0f}"]
+        for alpha, results in runs.items()
+    ]
+    header = ["alpha", "ACC %", "free % at end", "tasks before free < 5%", "train s"]
+    print(markdown_table(header, rows))
     plot_average_accuracy(
         {f"α={a:g}": r.accuracy_matrix for a, r in runs.items()},
         RESULTS_DIR / f"long_stream_{dataset}_accuracy.png",

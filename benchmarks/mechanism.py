@@ -16,6 +16,7 @@ import torch
 from benchmarks.common import RESULTS_DIR, main, save_result
 from clearn.app.plots import plot_mechanism
 from clearn.app.prune_curve import PruneCurveConfig, masked_accuracy, protocol_splits, train_mlp
+from clearn.app.tables import markdown_table
 from clearn.powerprop import effective_weights
 from clearn.pruning import magnitude_masks
 from clearn.weight_study import (
@@ -63,17 +64,17 @@ def run(*, quick: bool = False) -> dict:
     studies = {f"{a:g}": _study(a, data, splits, config, steps) for a in config.alphas}
     result = {"dataset": dataset, "steps": steps, "lr": config.lr, "kept": KEPT, "alphas": studies}
     print(f"Weights after {steps} steps, {dataset}, lr {config.lr}:")
-    print(
-        f"{'α':>3}{'dense':>7}{'|w|<1e-3':>10}{'moved':>7}{'move small/large decile':>25}"
-        f"{'overlap@5%':>11}{'overlap@20%':>12}"
-    )
-    for alpha, s in studies.items():
-        movement = s["movement_by_initial_decile"]
-        print(
-            f"{alpha:>3}{s['dense_test_acc']:>7.3f}{s['share_below_1e-3']:>10.2f}"
-            f"{s['moved_fraction']:>7.2f}{movement[0]:>12.2f} / {movement[-1]:<10.2f}"
-            f"{s['ranking_overlap'][1]:>11.2f}{s['ranking_overlap'][3]:>12.2f}"
-        )
+    header = [
+        "α", "dense", "|w|<1e-3", "moved", "move small/large decile", "overlap@5%", "overlap@20%",
+    ]
+    rows = [
+        [alpha, f"{s['dense_test_acc']:.3f}", f"{s['share_below_1e-3']:.2f}",
+         f"{s['moved_fraction']:.2f}",
+         f"{s['movement_by_initial_decile'][0]:.2f} / {s['movement_by_initial_decile'][-1]:.2f}",
+         f"{s['ranking_overlap'][1]:.2f}", f"{s['ranking_overlap'][3]:.2f}"]
+        for alpha, s in studies.items()
+    ]
+    print(markdown_table(header, rows))
     print(
         "Test accuracy with only one layer pruned (kept " + ", ".join(f"{k:g}" for k in KEPT) + ")"
     )

@@ -15,6 +15,7 @@ from avalanche.training import Naive, PackNet
 from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.common import main, save_result
+from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 from scenarios.streams import TaskStream, build_stream
@@ -130,24 +131,20 @@ def run(*, quick: bool = False) -> dict:
         f"Packing vs Avalanche PackNet: permuted-{dataset}, {tasks} tasks x {epochs} epochs, "
         f"MLP {inputs}-300-100, SGD lr {LR}, batch {BATCH}"
     )
-    print(f"{'':34}{'clearn EPN a=2':>16}{'Avalanche PackNet':>19}{'ratio':>8}  target")
-    print(
-        f"{'train s / experience':34}{mean(ours['seconds_per_experience']):>16.2f}"
-        f"{mean(theirs['seconds_per_experience']):>19.2f}{ratio:>8.2f}  <= 1.00"
-    )
     bytes_ratio = ours["mask_state_bytes_per_weight"] / theirs["mask_state_bytes_per_weight"]
-    print(
-        f"{'mask state bytes / weight':34}{ours['mask_state_bytes_per_weight']:>16.2f}"
-        f"{theirs['mask_state_bytes_per_weight']:>19.2f}{bytes_ratio:>8.2f}  <= 1 byte"
-    )
-    print(f"{'  + view cache bytes / weight':34}{ours['view_cache_bytes_per_weight']:>16.2f}")
-    share = max(ours["search_share_of_training"])
-    print(f"{'EPN search / training time (max)':34}{share:>16.1%}{'-':>19}{'':>8}  <= 10%")
-    print(
-        f"{'test acc per task':34}{str([round(a, 3) for a in ours['test_accuracy']]):>16}"
-        f"  {[round(a, 3) for a in theirs['test_accuracy']]}"
-    )
-    print(f"{'capacity owned per task (ours)':34}{str([round(c, 3) for c in ours['capacity']])}")
+    rows = [
+        ["train s / experience", f"{mean(ours['seconds_per_experience']):.2f}",
+         f"{mean(theirs['seconds_per_experience']):.2f}", f"{ratio:.2f}", "<= 1.00"],
+        ["mask state bytes / weight", f"{ours['mask_state_bytes_per_weight']:.2f}",
+         f"{theirs['mask_state_bytes_per_weight']:.2f}", f"{bytes_ratio:.2f}", "<= 1 byte"],
+        ["+ view cache bytes / weight", f"{ours['view_cache_bytes_per_weight']:.2f}", "", "", ""],
+        ["EPN search / training time (max)", f"{max(ours['search_share_of_training']):.1%}",
+         "–", "", "<= 10%"],
+        ["test acc per task", [round(a, 3) for a in ours["test_accuracy"]],
+         [round(a, 3) for a in theirs["test_accuracy"]], "", ""],
+        ["capacity owned per task", [round(c, 3) for c in ours["capacity"]], "", "", ""],
+    ]
+    print(markdown_table(["", "clearn EPN a=2", "Avalanche PackNet", "ratio", "target"], rows))
     result = {
         "dataset": dataset,
         "tasks": tasks,

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from benchmarks.common import main, median_seconds, save_result
+from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from clearn.powerprop import apply_powerprop, prunable_layers
 
@@ -71,9 +72,11 @@ def run(*, quick: bool = False, alpha: float = 3.0) -> dict:
     ratio = seconds["clearn powerprop"] / seconds["plain"]
     reference_ratio = seconds["autograd parametrization"] / seconds["plain"]
     print(f"Powerprop training step, MLP 784-300-100-10, batch 60, SGD, alpha={alpha:g}")
-    print(f"{'variant':<26}{'ms/step':>10}{'vs plain':>10}")
-    for name, value in seconds.items():
-        print(f"{name:<26}{1000 * value:>10.3f}{value / seconds['plain']:>10.3f}")
+    rows = [
+        [name, f"{1000 * value:.3f}", f"{value / seconds['plain']:.3f}"]
+        for name, value in seconds.items()
+    ]
+    print(markdown_table(["variant", "ms/step", "vs plain"], rows))
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"target: clearn/plain <= {TARGET_RATIO:.2f}: {ratio:.3f} ({verdict})")
     result = {

@@ -14,6 +14,7 @@ import tempfile
 
 from benchmarks.common import main, save_result
 from clearn.app.results import RunResult
+from clearn.app.tables import markdown_table
 
 _CHILD = (
     "import resource, sys; from clearn.app.cli import main; code = main(sys.argv[1:]); "
@@ -68,16 +69,14 @@ def run(*, quick: bool = False) -> dict:
         "Scale: permuted-digits, epn defaults, 10 epochs per task, earlier tasks evaluated every "
         "50 (a task with no free weight left trains its head on frozen features)"
     )
-    print(
-        f"{'tasks':>6}{'peak RSS MiB':>14}{'s/task first 10%':>18}{'s/task last 10%':>17}"
-        f"{'drift':>7}"
-    )
-    for f in figures:
-        drift = f["last_tenth_s_per_task"] / f["first_tenth_s_per_task"]
-        print(
-            f"{f['tasks']:>6}{f['peak_rss_mib']:>14.0f}{f['first_tenth_s_per_task']:>18.3f}"
-            f"{f['last_tenth_s_per_task']:>17.3f}{drift:>7.2f}"
-        )
+    rows = [
+        [f["tasks"], f"{f['peak_rss_mib']:.0f}", f"{f['first_tenth_s_per_task']:.3f}",
+         f"{f['last_tenth_s_per_task']:.3f}",
+         f"{f['last_tenth_s_per_task'] / f['first_tenth_s_per_task']:.2f}"]
+        for f in figures
+    ]
+    header = ["tasks", "peak RSS MiB", "s/task first 10%", "s/task last 10%", "drift"]
+    print(markdown_table(header, rows))
     save_result("scale", {"streams": figures})
     return {"streams": figures}
 

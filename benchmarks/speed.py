@@ -19,6 +19,7 @@ from benchmarks.common import main, save_result
 from benchmarks.packing_vs_avalanche import avalanche_packnet
 from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
+from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from clearn.network import TaskNetwork
 from scenarios.datasets import DEBIAN_FASHION_MNIST
@@ -117,33 +118,28 @@ def run(*, quick: bool = False) -> dict:
         f"Speed: {scenario}, {tasks} tasks x {epochs} epochs, MLP 784-300-100 + heads, "
         f"SGD lr {LR}, batch {BATCH}"
     )
-    print(f"{'':44}{'clearn':>10}{'reference':>11}{'ratio':>7}  target")
-    for alpha, results in runs.items():
-        ratio = results.train_seconds / bare
-        print(
-            f"{f'clearn run epn a={alpha:g} train s vs bare loop':44}"
-            f"{results.train_seconds:>10.1f}{bare:>11.1f}{ratio:>7.2f}  <= 1.30"
-        )
+    rows = [
+        [f"clearn run epn a={alpha:g} train s vs bare loop", f"{results.train_seconds:.1f}",
+         f"{bare:.1f}", f"{results.train_seconds / bare:.2f}", "<= 1.30"]
+        for alpha, results in runs.items()
+    ]
     per_task = runs[2.0].train_seconds / tasks
     avalanche_per_task = avalanche_seconds / tasks
-    print(
-        f"{'s/experience epn a=2 vs Avalanche PackNet':44}{per_task:>10.2f}"
-        f"{avalanche_per_task:>11.2f}{per_task / avalanche_per_task:>7.2f}  <= 0.50"
-    )
-    print(
-        f"{'Avalanche PackNet vs bare loop':44}{avalanche_seconds:>10.1f}{bare:>11.1f}"
-        f"{avalanche_seconds / bare:>7.2f}"
-    )
-    print(
-        f"{'eval samples/s mixed-task vs dense':44}{mixed:>10,.0f}{dense:>11,.0f}"
-        f"{mixed / dense:>7.2f}  >= 0.80"
-    )
+    rows += [
+        ["s/experience epn a=2 vs Avalanche PackNet", f"{per_task:.2f}",
+         f"{avalanche_per_task:.2f}", f"{per_task / avalanche_per_task:.2f}", "<= 0.50"],
+        ["Avalanche PackNet vs bare loop", f"{avalanche_seconds:.1f}", f"{bare:.1f}",
+         f"{avalanche_seconds / bare:.2f}", ""],
+        ["eval samples/s mixed-task vs dense", f"{mixed:,.0f}", f"{dense:,.0f}",
+         f"{mixed / dense:.2f}", ">= 0.80"],
+    ]
+    print(markdown_table(["", "clearn", "reference", "ratio", "target"], rows))
     result = {
         "scenario": scenario,
         "tasks": tasks,
         "epochs": epochs,
         "bare_loop_s": bare,
-        "clearn_run_s": {f"{a:g}": r["train_seconds"] for a, r in runs.items()},
+        "clearn_run_s": {f"{a:g}": r.train_seconds for a, r in runs.items()},
         "avalanche_packnet_s": avalanche_seconds,
         "mixed_eval_samples_per_s": mixed,
         "dense_eval_samples_per_s": dense,

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_prune_curve
+from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from clearn.powerprop import apply_powerprop, check_alpha, effective_weights, remove_powerprop
 from clearn.pruning import Scope, magnitude_masks
@@ -238,12 +239,12 @@ def summary_table(result: dict[str, Any], at: Sequence[float] = (0.02, 0.05, 0.1
     columns = [
         min(range(len(first["kept"])), key=lambda i, a=a: abs(first["kept"][i] - a)) for a in at
     ]
-    header = "| α | dense | " + " | ".join(f"{100 * first['kept'][i]:.1f}% kept" for i in columns)
-    lines = [header + " |", "|" + "---|" * (len(columns) + 2)]
+    header = ["α", "dense", *(f"{100 * first['kept'][i]:.1f}% kept" for i in columns)]
+    rows = []
     for alpha, series in alphas.items():
         if "diverged" in series:
-            lines.append(f"| {alpha} | diverged | " + " | ".join("–" for _ in columns) + " |")
+            rows.append([alpha, "diverged", *("–" for _ in columns)])
             continue
-        cells = " | ".join(f"{series['test_acc'][i]:.3f}" for i in columns)
-        lines.append(f"| {alpha} | {series['dense_test_acc']:.3f} | {cells} |")
-    return "\n".join(lines)
+        accuracies = (f"{series['test_acc'][i]:.3f}" for i in columns)
+        rows.append([alpha, f"{series['dense_test_acc']:.3f}", *accuracies])
+    return markdown_table(header, rows)
