@@ -18,6 +18,7 @@ from pathlib import Path
 from benchmarks.common import main, save_result
 from clearn.app.tables import markdown_table
 from scenarios.datasets import DEBIAN_FASHION_MNIST
+from strategies.metric_keys import CAPACITY_USED
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -75,7 +76,7 @@ def figures_of(printed: str) -> dict[str, float]:
     return {
         "acc": statistics.fmean(accuracies),
         "forgetting": results["StreamForgetting/eval_phase/test_stream"],
-        "capacity_used": results["Capacity/used"],
+        "capacity_used": results[CAPACITY_USED],
     }
 
 

@@ -65,7 +65,8 @@ def run(*, quick: bool = False) -> dict:
     result = {"dataset": dataset, "steps": steps, "lr": config.lr, "kept": KEPT, "alphas": studies}
     print(f"Weights after {steps} steps, {dataset}, lr {config.lr}:")
     header = [
-        "α", "dense", "|w|<1e-3", "moved", "move small/large decile", "overlap@5%", "overlap@20%",
+        "α", "dense", "abs w < 1e-3", "moved", "move small/large decile", "overlap@5%",
+        "overlap@20%",
     ]
     rows = [
         [alpha, f"{s['dense_test_acc']:.3f}", f"{s['share_below_1e-3']:.2f}",

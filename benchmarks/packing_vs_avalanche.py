@@ -53,9 +53,9 @@ def _ours(stream: TaskStream, inputs: int, epochs: int, alpha: float) -> dict:
     search_seconds: list[float] = []
     search = plugin.packer.search
 
-    def timed_search(evaluate, *, gamma):
+    def timed_search(evaluate, **options):
         start = time.perf_counter()
-        result = search(evaluate, gamma=gamma)
+        result = search(evaluate, **options)
         search_seconds.append(time.perf_counter() - start)
         return result
 

@@ -1,6 +1,6 @@
-"""Capacity as Avalanche metrics, so every Avalanche logger (text, CSV, TensorBoard, W&B)
-records it: the share used and free after each experience, and the share the task owns and
-kept. Also read off Avalanche's own PackNet, for comparison."""
+"""Capacity as Avalanche metrics, so Avalanche's loggers record it (text, TensorBoard, W&B;
+the CSV logger writes only accuracy and loss): the share used and free after each
+experience, and the share the task owns and kept. Also read off Avalanche's own PackNet."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from clearn.capacity import Capacity, ownership_capacity
 from clearn.network import TaskNetwork
 from strategies.epn import PackingPlugin
 from strategies.experience import task_label
+from strategies.metric_keys import CAPACITY_FREE, CAPACITY_USED, task_kept_key, task_owned_key
 
 __all__ = ["CapacityMetric", "capacity_metrics", "model_capacity"]
 
@@ -56,16 +57,16 @@ class CapacityMetric(PluginMetric[float]):
             return []
         step = strategy.clock.train_iterations
         values = [
-            MetricValue(self, "Capacity/used", self._capacity.used, step),
-            MetricValue(self, "Capacity/free", self._capacity.free, step),
+            MetricValue(self, CAPACITY_USED, self._capacity.used, step),
+            MetricValue(self, CAPACITY_FREE, self._capacity.free, step),
         ]
         if task < len(self._capacity.owned):
             owned = self._capacity.owned[task]
-            values.append(MetricValue(self, f"Capacity/owned/Task{task:03}", owned, step))
+            values.append(MetricValue(self, task_owned_key(task), owned, step))
         packing = [p for p in strategy.plugins if isinstance(p, PackingPlugin)]
         if packing and packing[0].reports:
             kept = packing[0].reports[-1].kept_of_trained
-            values.append(MetricValue(self, f"Capacity/kept/Task{task:03}", kept, step))
+            values.append(MetricValue(self, task_kept_key(task), kept, step))
         return values
 
     def __str__(self) -> str:

@@ -54,6 +54,8 @@ class EfficientPackNet(SupervisedTemplate):
         plugins: Sequence[BasePlugin] | None = None,
         evaluator=default_evaluator,
         eval_every: int = -1,
+        # PackingPlugin's options, named one by one: Avalanche's templates reject keyword
+        # arguments that their signatures do not list, so they cannot pass as **options.
         valid_stream=None,
         validation_share: float = DEFAULT_VALIDATION_SHARE,
         mode: Literal["epn", "packnet"] = "epn",

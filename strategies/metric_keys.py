@@ -1,8 +1,29 @@
-"""Names of the Avalanche metric values clearn reads back, defined once."""
+"""Names of the Avalanche metric values clearn writes or reads back, defined once."""
 
 from __future__ import annotations
 
-__all__ = ["experience_accuracy_key"]
+__all__ = [
+    "CAPACITY_FREE",
+    "CAPACITY_USED",
+    "experience_accuracy_key",
+    "task_kept_key",
+    "task_owned_key",
+]
+
+CAPACITY_USED = "Capacity/used"
+"""Share of the maskable weights owned by some task, after each training experience."""
+CAPACITY_FREE = "Capacity/free"
+"""Share of the maskable weights no task owns."""
+
+
+def task_owned_key(task: int) -> str:
+    """Share of the network that task `task` owns."""
+    return f"Capacity/owned/Task{task:03}"
+
+
+def task_kept_key(task: int) -> str:
+    """Share of the weights task `task` trained that it kept."""
+    return f"Capacity/kept/Task{task:03}"
 
 
 def experience_accuracy_key(task: int, stream: str = "test_stream") -> str:
