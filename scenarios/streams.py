@@ -16,7 +16,9 @@ from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datas
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.scenarios.task_aware import with_task_labels
-from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
+from avalanche.benchmarks.utils.classification_dataset import (
+    TaskAwareSupervisedClassificationDataset,
+)
 from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
 from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from torch import Tensor
@@ -66,8 +68,9 @@ class TaskStream:
         return [split.classes for split in self.train]
 
 
-def _avalanche_dataset(split: TaskSplit) -> ClassificationDataset:
-    dataset = ClassificationDataset(
+def _avalanche_dataset(split: TaskSplit) -> TaskAwareSupervisedClassificationDataset:
+    # Task-aware: Avalanche's LwF reads the experience's `task_set`.
+    dataset = TaskAwareSupervisedClassificationDataset(
         [TaskSplitDataset(split)],
         data_attributes=[
             DataAttribute(split.labels, "targets"),

@@ -26,7 +26,10 @@ class MultiHeadNet(MultiTaskModule):
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         return self.heads[task_label](self.backbone(x))
 
-    def forward(self, x: Tensor, task_labels: Tensor | int) -> Tensor:
+    def forward(self, x: Tensor, task_labels: Tensor | int | None) -> Tensor | dict[int, Tensor]:
+        if task_labels is None:  # every head's logits, by task: what Avalanche's LwF asks for
+            features = self.backbone(x)
+            return {task: head(features) for task, head in enumerate(self.heads)}
         if isinstance(task_labels, int):
             return self.forward_single_task(x, task_labels)
         tasks = task_labels.unique().tolist()

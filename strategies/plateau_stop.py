@@ -46,6 +46,17 @@ class PlateauStopPlugin(SupervisedPlugin):
         self.under_trained: list[int] = []
         self._budget: TaskBudget | None = None
 
+    def state_dict(self) -> dict:
+        """Epochs each task trained and the under-trained tasks, for a checkpoint."""
+        return {
+            "epochs_trained": dict(self.epochs_trained),
+            "under_trained": list(self.under_trained),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs_trained = dict(state["epochs_trained"])
+        self.under_trained = list(state["under_trained"])
+
     def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:
         self.validation.hold_out(strategy)
 

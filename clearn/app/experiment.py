@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
-from avalanche.logging import CSVLogger, TensorboardLogger, TextLogger
+from avalanche.logging import TensorboardLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
@@ -30,38 +30,20 @@ from clearn.app.plots import (
     plot_weight_histogram,
 )
 from clearn.app.results import RESULTS_FILE, RunResult
+from clearn.app.run_folder import CONFIG_FILE, ResultsExistError, claim_run_folder
 from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights
 from clearn.weight_study import magnitude_histogram
 from scenarios.streams import build_stream
 from strategies.capacity_metrics import capacity_metrics, model_capacity
+from strategies.csv_logger import AppendingCSVLogger
 from strategies.metric_keys import experience_accuracy_key
+from strategies.training_state import load_strategy_state, strategy_state
 from strategies.wandb_logger import WandBLogger
 
 __all__ = ["ResultsExistError", "draw_plots", "run_experiment", "run_or_reuse"]
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
-
-
-class ResultsExistError(FileExistsError):
-    """The results folder already holds a run, and it was not asked to resume."""
-
-
-def _prepare_folder(out: Path, resume: bool) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise PermissionError(f"output folder {out} is not writable ({error.strerror})") from None
-    holds_run = (out / RESULTS_FILE).exists() or (out / CHECKPOINT).exists()
-    if holds_run and not resume:
-        raise ResultsExistError(
-            f"{out} already holds a run; pass --resume to continue it, or choose another --out"
-        )
-    if resume and not holds_run:
-        raise ResultsExistError(f"{out} holds no run to resume (no {CHECKPOINT})")
 
 
 def _rng_state() -> dict[str, Any]:
@@ -83,20 +65,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-_STATEFUL_BASELINE_PLUGINS = ("EWCPlugin", "SynapticIntelligencePlugin", "LwFPlugin")
-
-
-def _baseline_plugins(strategy) -> dict[str, Any]:
-    return {
-        type(p).__name__: p
-        for p in strategy.plugins
-        if type(p).__name__ in _STATEFUL_BASELINE_PLUGINS
-    }
-
-
 def _evaluator(out: Path, config: RunConfig):
-    log = open(out / "avalanche_log.txt", "a")  # noqa: SIM115 - closed by the run
-    loggers = [TextLogger(log), CSVLogger(str(out / "avalanche_csv"))]
+    # Line-buffered: a killed run loses no line of its log.
+    log = open(out / "avalanche_log.txt", "a", buffering=1)  # noqa: SIM115 - closed by the run
+    loggers = [TextLogger(log), AppendingCSVLogger(str(out / "avalanche_csv"))]
     if config.tensorboard:
         loggers.append(TensorboardLogger(str(out / "tensorboard")))
     if config.wandb:
@@ -164,15 +136,22 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     finished run is returned as it is.
     """
     out = Path(out)
-    _prepare_folder(out, resume)
+    with claim_run_folder(out, resume=resume):
+        return _run(config, out, resume=resume)
+
+
+def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
     state: dict[str, Any] | None = None
     if resume:
         if (out / RESULTS_FILE).exists() and not (out / CHECKPOINT).exists():
             return dataclasses.replace(RunResult.read(out), already_finished=True)
-        state = load_checkpoint(out / CHECKPOINT)
-        config = RunConfig(**state["config"])
-        if state.get("finished"):
-            return dataclasses.replace(RunResult.read(out), already_finished=True)
+        if (out / CHECKPOINT).exists():
+            state = load_checkpoint(out / CHECKPOINT)
+            config = RunConfig(**state["config"])
+            if state.get("finished"):
+                return dataclasses.replace(RunResult.read(out), already_finished=True)
+        else:  # killed before its first task ended: nothing to keep, start it again
+            config = RunConfig(**read_config(out / CONFIG_FILE))
     config.validate()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -191,7 +170,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
         train_per_class=config.train_per_class,
     )
     total = stream.n_tasks
-    write_config(config, out / "config.toml")
+    write_config(config, out / CONFIG_FILE)
     evaluator, log, loggers = _evaluator(out, config)
     assembled = assemble(config, stream, device=device, evaluator=evaluator)
     strategy = assembled.strategy
@@ -199,11 +178,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     seconds: list[float] = []
     if state is not None:
         assembled.model.load_state_dict(state["model"])
-        strategy.optimizer.load_state_dict(state["optimizer"])
-        if assembled.packing is not None:
-            assembled.packing.load_state_dict(state["packing"])
-        for name, plugin in _baseline_plugins(strategy).items():
-            vars(plugin).update(state["plugins"][name])
+        load_strategy_state(strategy, state["strategy"])
         matrix, seconds = state["matrix"], state["train_seconds"]
         _set_rng_state(state["rng"])
     checkpoint = state  # the last saved checkpoint; replaced after every trained task
@@ -244,9 +219,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
                 "matrix": matrix,
                 "train_seconds": seconds,
                 "model": assembled.model.state_dict(),
-                "optimizer": strategy.optimizer.state_dict(),
-                "packing": assembled.packing.state_dict() if assembled.packing else None,
-                "plugins": {n: dict(vars(p)) for n, p in _baseline_plugins(strategy).items()},
+                "strategy": strategy_state(strategy),
                 "rng": _rng_state(),
             }
             save_checkpoint(out / CHECKPOINT, checkpoint)
@@ -271,9 +244,9 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
 def run_or_reuse(config: RunConfig, out: str | Path) -> RunResult:
     """Results of the run in `out`: read back when finished, resumed when started, else run."""
     out = Path(out)
-    started = (out / RESULTS_FILE).exists() or (out / CHECKPOINT).exists()
-    if started and (out / "config.toml").exists():
-        saved = RunConfig(**read_config(out / "config.toml")).to_dict()
+    started = (out / CONFIG_FILE).exists()
+    if started:
+        saved = RunConfig(**read_config(out / CONFIG_FILE)).to_dict()
         requested = config.to_dict()
         if saved != requested:
             changed = sorted(k for k, v in requested.items() if saved[k] != v)

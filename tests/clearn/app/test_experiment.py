@@ -10,7 +10,7 @@ import torch
 
 from clearn.app.checkpoint import load_checkpoint
 from clearn.app.cli import main
-from clearn.app.config import RunConfig
+from clearn.app.config import RunConfig, write_config
 from clearn.app.experiment import run_experiment
 from strategies.guards import FiniteLossPlugin
 
@@ -224,6 +224,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, cli):
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path, cli):
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
+    write_config(RunConfig(), tmp_path / "run" / "config.toml")
     (folder / "last.pt").write_bytes(b"not a checkpoint")
     code, _, error = cli("run", "--out", str(tmp_path / "run"), "--resume")
     assert code == 2 and "cannot read the checkpoint" in error
