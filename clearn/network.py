@@ -20,6 +20,22 @@ class UnknownTaskError(ValueError):
     """A query named a task that the network has not been trained on."""
 
 
+def _check_task_labels(task_labels: object, batch: int) -> None:
+    """One integer task label for the batch, or one per example."""
+    if isinstance(task_labels, bool) or not isinstance(task_labels, int | Tensor):
+        raise ValueError(
+            f"task_labels must be an int or a tensor of integer labels, got {task_labels!r}"
+        )
+    if isinstance(task_labels, Tensor):
+        if task_labels.dtype.is_floating_point or task_labels.dtype == torch.bool:
+            raise ValueError(f"task labels must be integers, got a {task_labels.dtype} tensor")
+        if task_labels.dim() != 1 or len(task_labels) != batch or batch == 0:
+            raise ValueError(
+                f"task_labels needs one label per example: {batch} examples, labels of shape "
+                f"{tuple(task_labels.shape)}"
+            )
+
+
 class TaskNetwork(nn.Module):
     """backbone → head[task]; every Linear/Conv weight of the backbone carries a TaskMask.
 
@@ -38,7 +54,7 @@ class TaskNetwork(nn.Module):
         normalise_step: bool = DEFAULT_NORMALISE_STEP,
     ) -> None:
         super().__init__()
-        if any(c < 1 for c in classes_per_task):
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in classes_per_task):
             raise ValueError(
                 f"classes_per_task needs one positive class count per task, "
                 f"got {list(classes_per_task)}"
@@ -158,7 +174,15 @@ class TaskNetwork(nn.Module):
         """Logits of head `task` for a batch that belongs entirely to that task."""
         self.check_task(task, allow_untrained=allow_untrained)
         self.select(task)
-        return self.heads[task](self.backbone(inputs))
+        features = self.backbone(inputs)
+        head = self.heads[task]
+        if features.dim() != 2 or features.shape[1] != head.in_features:
+            raise ValueError(
+                f"the backbone gives features of shape {tuple(features.shape)}, the heads take "
+                f"(batch, {head.in_features}): set feature_size to the backbone's output width "
+                f"(and flatten its output)"
+            )
+        return head(features)
 
     def forward(
         self, inputs: Tensor, task_labels: Tensor | int, *, allow_untrained: bool = False
@@ -168,6 +192,7 @@ class TaskNetwork(nn.Module):
         Examples are grouped by task and each group goes through its own task's view; rows
         are padded with zeros up to the widest head among the batch's tasks.
         """
+        _check_task_labels(task_labels, len(inputs))
         if isinstance(task_labels, int):
             return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)
         # One stable sort groups the examples by task: each group is then a contiguous slice,

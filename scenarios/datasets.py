@@ -212,6 +212,8 @@ _LOADERS: dict[str, Callable[[Path | None, bool], ImageData]] = {
 }
 
 DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
+CLASSES = {"mnist": 10, "fmnist": 10, "digits": 10, "cifar10": 10, "cifar100": 100}
+"""Number of classes of each dataset: a label outside is damaged data."""
 
 
 def load_dataset(name: str, *, root: str | Path | None = None, download: bool = False) -> ImageData:
@@ -222,4 +224,29 @@ def load_dataset(name: str, *, root: str | Path | None = None, download: bool = 
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
-    return _LOADERS[name](Path(root) if root is not None else None, download)
+    data = _LOADERS[name](Path(root) if root is not None else None, download)
+    _check(data, classes=CLASSES[name])
+    return data
+
+
+def _check(data: ImageData, *, classes: int) -> None:
+    """Data checked once on load: non-empty splits, one image shape, labels in range."""
+    for split in ("train", "test"):
+        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+        if len(labels) == 0:
+            raise DataFileError(f"{data.name}: the {split} split is empty")
+        if len(images) != len(labels):
+            raise DataFileError(
+                f"{data.name}: {len(images)} {split} images but {len(labels)} labels"
+            )
+        if int(labels.min()) < 0 or int(labels.max()) >= classes:
+            raise DataFileError(
+                f"{data.name}: {split} labels must be 0 to {classes - 1}, found "
+                f"{int(labels.min())} to {int(labels.max())}: the label file is damaged "
+                f"or belongs to another dataset"
+            )
+    if data.train_images.shape[1:] != data.test_images.shape[1:]:
+        raise DataFileError(
+            f"{data.name}: train images are {tuple(data.train_images.shape[1:])}, test images "
+            f"{tuple(data.test_images.shape[1:])}: both splits must come from one dataset"
+        )

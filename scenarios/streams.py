@@ -7,6 +7,7 @@ of a thousand permuted tasks holds the data once.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,31 @@ def _split(
     return splits["train"], splits["valid"], splits["test"]
 
 
+TASK_OVERHEAD_BYTES = 300 * 1024
+"""Avalanche's experience and dataset objects of one task, measured on permuted digits."""
+
+
+def _available_memory() -> int:
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_memory(data: ImageData, n_tasks: int) -> None:
+    """Refuse a permuted stream that would not fit in memory, before building it.
+
+    Each task holds its labels in Avalanche's data attributes (about 12 bytes an example, all
+    splits) and its permutation; measured: 0.8 MiB a task on Fashion-MNIST.
+    """
+    examples = len(data.train_labels) + len(data.test_labels)
+    pixels = int(torch.tensor(data.input_shape).prod())
+    needed = n_tasks * (12 * examples + 8 * pixels + TASK_OVERHEAD_BYTES)
+    available = _available_memory()
+    if needed > 0.8 * available:
+        raise ValueError(
+            f"{n_tasks} tasks of {data.name} need about {needed / 2**30:.1f} GiB of memory, "
+            f"{available / 2**30:.1f} GiB are free: use fewer tasks"
+        )
+
+
 def build_stream(
     name: str,
     *,
@@ -186,6 +212,7 @@ def build_stream(
         n_tasks = DEFAULT_PERMUTED_TASKS if n_tasks is None else n_tasks
         if n_tasks < 1:
             raise ValueError(f"tasks must be at least 1, got {n_tasks}")
+        _check_memory(data, n_tasks)
         splits = _permuted(data, n_tasks, validation_fraction, seed, first_task_unpermuted)
     else:
         per_task = classes_per_task or DEFAULT_CLASSES_PER_TASK.get(dataset_name, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from argparse import SUPPRESS
@@ -306,21 +307,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; bad input gets one line on stderr and exit code 2."""
+    """Run the command line. Every error reaches the user as one line on stderr: exit code 2
+    for bad input, data or a failing operating system, 1 for a run that stopped (diverged,
+    out of capacity, interrupted). CLEARN_DEBUG=1 shows the traceback of unexpected errors."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = f"clearn {args.command}"
     try:
         args.handler(args)
-    except FloatingPointError as error:
+    except (FloatingPointError, CapacityExhaustedError) as error:
+        print(f"{command}: stopped: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
         print(
-            f"clearn {args.command}: stopped: {error} (the last good task's checkpoint is kept)",
+            f"{command}: interrupted; the checkpoint of the last finished task is kept "
+            f"(continue with --resume)",
             file=sys.stderr,
         )
         return 1
-    except CapacityExhaustedError as error:
-        print(f"clearn {args.command}: stopped: {error}", file=sys.stderr)
-        return 1
     except (ValueError, DatasetNotFoundError, FileExistsError, PermissionError) as error:
-        print(f"clearn {args.command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        print(f"{command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - one line for the user, traceback on request
+        if os.environ.get("CLEARN_DEBUG"):
+            raise
+        print(
+            f"{command}: failed: {type(error).__name__}: {error} (CLEARN_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

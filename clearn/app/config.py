@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 import tomllib
+import torch
 
 from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
 from clearn.epn import (
@@ -36,6 +39,10 @@ __all__ = [
     "write_config",
 ]
 
+MAX_ALPHA = 8.0
+"""Largest Powerprop exponent a run takes."""
+MAX_TASKS = 32766
+"""Most tasks a run takes: ownership masks widen to int16, whose codes tell 32766 apart."""
 STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -127,7 +134,8 @@ class RunConfig:
     )
 
     def validate(self) -> RunConfig:
-        """Check every option; return self."""
+        """Check every option, its type first; return self."""
+        self._check_types()
         if self.scenario not in STREAM_NAMES:
             raise ValueError(
                 f"unknown scenario {self.scenario!r}; choose one of {', '.join(STREAM_NAMES)}"
@@ -144,8 +152,24 @@ class RunConfig:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
-        if self.tasks is not None and self.tasks < 1:
-            raise ValueError(f"tasks must be at least 1, got {self.tasks}")
+        if self.alpha > MAX_ALPHA:
+            raise ValueError(
+                f"alpha must be at most {MAX_ALPHA:g} (w = |θ|^α underflows beyond; the "
+                f"Powerprop paper uses 1 to 5), got {self.alpha:g}"
+            )
+        if self.tasks is not None and not 1 <= self.tasks <= MAX_TASKS:
+            raise ValueError(
+                f"tasks must be at least 1 and at most {MAX_TASKS} (the most that ownership "
+                f"masks can tell apart), got {self.tasks}"
+            )
+        if not 0.0 <= self.momentum < 1.0 or self.weight_decay < 0:
+            raise ValueError(
+                f"momentum must be in [0, 1) and weight_decay not negative, got "
+                f"{self.momentum:g} and {self.weight_decay:g}"
+            )
+        if self.regularisation is not None and self.regularisation < 0:
+            raise ValueError(f"regularisation must not be negative, got {self.regularisation:g}")
+        _check_device(self.device)
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ValueError(
                 f"train_per_class must be at least 1 (or unset for all), got {self.train_per_class}"
@@ -172,9 +196,58 @@ class RunConfig:
             )
         return self
 
+    def _check_types(self) -> None:
+        """Each field of its declared type (a TOML file can hold anything), floats finite."""
+        hints = typing.get_type_hints(RunConfig)
+        for option in dataclasses.fields(self):
+            value, kind = getattr(self, option.name), hints[option.name]
+            if not _has_type(value, kind):
+                raise ValueError(f"{option.name} must be {_type_name(kind)}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{option.name} must be a finite number, got {value!r}")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every option (None values kept)."""
         return dataclasses.asdict(self)
+
+
+def _has_type(value: object, kind: object) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if typing.get_origin(kind) is list:
+        (element,) = typing.get_args(kind)
+        return isinstance(value, list) and all(_has_type(v, element) for v in value)
+    options = typing.get_args(kind)  # X | None
+    return any(value is None if t is type(None) else _has_type(value, t) for t in options)
+
+
+def _type_name(kind: object) -> str:
+    if typing.get_origin(kind) is list:
+        plurals = {int: "whole numbers", float: "numbers", str: "texts"}
+        return f"a list of {plurals[typing.get_args(kind)[0]]}"
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    if kind in names:
+        return names[kind]
+    return " or ".join("unset" if t is type(None) else _type_name(t) for t in typing.get_args(kind))
+
+
+def _check_device(device: str) -> None:
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but this machine has no CUDA GPU: use cpu")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

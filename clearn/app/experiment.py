@@ -226,6 +226,13 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
         final_metrics = {
             k: v for k, v in evaluator.get_last_metrics().items() if "Stream" in k.split("/")[0]
         }
+    except FloatingPointError as error:
+        kept = (
+            f"the checkpoint after task {len(matrix) - 1} is kept (continue with --resume)"
+            if matrix
+            else "no task had finished, so there is no checkpoint"
+        )
+        raise FloatingPointError(f"{error}; {kept}") from None
     finally:
         for logger in loggers:
             if hasattr(logger, "close"):

@@ -45,6 +45,7 @@ def claim_run_folder(out: Path, *, resume: bool) -> Iterator[None]:
     holding a run) and hold its lock until the block ends."""
     if resume and not out.is_dir():
         raise ResultsExistError(f"{out} does not exist: there is no run to resume")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole block
@@ -66,5 +67,11 @@ def claim_run_folder(out: Path, *, resume: bool) -> Iterator[None]:
         lock.write(f"pid {os.getpid()}\n")
         lock.flush()
         yield
+    except BaseException:
+        # A run that failed before writing anything leaves no folder it created behind.
+        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+            (out / LOCK_FILE).unlink()
+            out.rmdir()
+        raise
     finally:
         lock.close()  # closing releases the lock

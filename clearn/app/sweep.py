@@ -49,15 +49,18 @@ def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Pat
     half-finished run resumes from its checkpoint. Writes sweep.json, sweep.md, frontier.png.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     keys = list(grid)
     combinations = [
         dict(zip(keys, values, strict=True))
         for values in itertools.product(*(grid[k] for k in keys))
     ]
+    # Every setting checked before the first run starts: a bad value fails at once.
+    configs = [dataclasses.replace(base, **options).validate() for options in combinations]
+    out.mkdir(parents=True, exist_ok=True)
     points = []
-    for options in tqdm(combinations, desc="sweep", unit="run"):
-        config = dataclasses.replace(base, **options).validate()
+    for options, config in tqdm(
+        list(zip(combinations, configs, strict=True)), desc="sweep", unit="run"
+    ):
         folder = out / _run_name(options)
         points.append(_point(options, run_or_reuse(config, folder), folder))
         write_json_atomic(out / "sweep.json", {"base": base.to_dict(), "points": points})

@@ -1,6 +1,7 @@
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,3 +82,26 @@ def test_debian_fashion_mnist_has_real_counts_and_balanced_labels(tmp_path):
     assert data.test_images.shape == (10000, 1, 28, 28)
     assert torch.equal(torch.bincount(data.train_labels), torch.full((10,), 6000))
     assert torch.equal(torch.bincount(data.test_labels), torch.full((10,), 1000))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("label", "labels must be 0 to 9, found 0 to 200"),
+        ("shape", "train images are (1, 28, 28), test images (1, 20, 20)"),
+        ("empty", "the test split is empty"),
+    ],
+)
+def test_damaged_data_is_refused_on_load(tmp_path, mnist_layout, idx_writer, damage, message):
+    raw = mnist_layout(tmp_path, "MNIST", train=30, test=10, compress=False)
+    if damage == "label":
+        labels = np.arange(30, dtype=np.uint8) % 10
+        labels[3] = 200
+        idx_writer(raw / "train-labels-idx1-ubyte", labels)
+    elif damage == "shape":
+        idx_writer(raw / "t10k-images-idx3-ubyte", np.zeros((10, 20, 20), dtype=np.uint8))
+    else:
+        idx_writer(raw / "t10k-images-idx3-ubyte", np.zeros((0, 28, 28), dtype=np.uint8))
+        idx_writer(raw / "t10k-labels-idx1-ubyte", np.zeros(0, dtype=np.uint8))
+    with pytest.raises(DataFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_dataset("mnist", root=tmp_path)

@@ -131,3 +131,10 @@ def test_train_per_class_keeps_that_many_per_class_seeded_and_the_whole_test_set
 def test_train_per_class_must_be_positive(digits):
     with pytest.raises(ValueError, match="at least 1"):
         build_stream("permuted-digits", data=digits, train_per_class=0)
+
+
+def test_a_stream_too_large_for_memory_is_refused_before_it_is_built(monkeypatch):
+    monkeypatch.setattr("scenarios.streams._available_memory", lambda: 2**30)
+    with pytest.raises(ValueError, match=r"need about .* GiB of memory, 1.0 GiB are free"):
+        build_stream("permuted-digits", n_tasks=30000)
+    assert build_stream("permuted-digits", n_tasks=3).n_tasks == 3

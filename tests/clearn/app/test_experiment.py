@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from clearn.app.checkpoint import load_checkpoint
-from clearn.app.cli import main
 from clearn.app.config import RunConfig, write_config
 from clearn.app.experiment import run_experiment
 from strategies.guards import FiniteLossPlugin
@@ -22,21 +21,6 @@ def clearn(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "clearn", *args], capture_output=True, text=True, timeout=600
     )
-
-
-@pytest.fixture
-def cli(capsys):
-    """The command line in this process (fast): returns (exit code, stdout, stderr)."""
-
-    def call(*args: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(args))
-        except SystemExit as stop:  # argparse's own errors
-            code = stop.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture(scope="module")

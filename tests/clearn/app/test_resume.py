@@ -117,3 +117,10 @@ def test_resume_needs_an_existing_run_and_creates_nothing(tmp_path):
     with pytest.raises(ResultsExistError, match="does not exist"):
         run_experiment(RunConfig(**TINY), tmp_path / "missing", resume=True)
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_run_refused_before_it_starts_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr("scenarios.streams._available_memory", lambda: 2**16)
+    with pytest.raises(ValueError, match="GiB of memory"):
+        run_experiment(RunConfig(**TINY), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
