@@ -25,13 +25,13 @@ from clearn.epn import (
     DEFAULT_RETRAIN_EPOCHS,
     check_gamma,
 )
+from clearn.models import MODELS
 from clearn.powerprop import check_alpha
 from clearn.pruning import DEFAULT_SCOPE, SCOPES
 from scenarios.streams import STREAM_NAMES
 
 __all__ = [
     "FREE_WEIGHTS",
-    "MODELS",
     "OPTIMIZERS",
     "STRATEGIES",
     "RunConfig",
@@ -44,7 +44,6 @@ MAX_ALPHA = 8.0
 MAX_TASKS = 32766
 """Most tasks a run takes: ownership masks widen to int16, whose codes tell 32766 apart."""
 STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
-MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 FREE_WEIGHTS = ("redraw", "keep")
 
@@ -72,6 +71,9 @@ class RunConfig:
     strategy: str = _option("epn", help="continual-learning strategy", choices=STRATEGIES)
     alpha: float = _option(DEFAULT_ALPHA, help="Powerprop exponent for epn/packnet (1 = plain)")
     tasks: int | None = _option(None, help="number of tasks (default: the scenario's)")
+    classes_per_task: int | None = _option(
+        None, help="split streams: classes in each task (default: 2; CIFAR-100 10)"
+    )
     epochs: int = _option(DEFAULT_MAX_EPOCHS, help="epoch cap per task (see --patience)")
     patience: int = _option(
         DEFAULT_PATIENCE,
@@ -167,6 +169,8 @@ class RunConfig:
                 f"momentum must be in [0, 1) and weight_decay not negative, got "
                 f"{self.momentum:g} and {self.weight_decay:g}"
             )
+        if self.classes_per_task is not None and self.classes_per_task < 1:
+            raise ValueError(f"classes_per_task must be at least 1, got {self.classes_per_task}")
         if self.regularisation is not None and self.regularisation < 0:
             raise ValueError(f"regularisation must not be negative, got {self.regularisation:g}")
         _check_device(self.device)

@@ -164,6 +164,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
     stream = build_stream(
         config.scenario,
         n_tasks=config.tasks,
+        classes_per_task=config.classes_per_task,
         seed=config.seed,
         data_root=config.data_root,
         download=config.download,
