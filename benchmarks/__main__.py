@@ -20,10 +20,11 @@ BENCHMARKS = (
     "long_stream",
     "frontier",
     "robustness",
+    "task_agnostic",
 )
-LONG = ("frontier", "robustness")
+LONG = ("frontier", "robustness", "task_agnostic")
 """Left out unless named with --only: the frontier study takes about 25 minutes, the
-robustness study about 45."""
+robustness study about 45, task-agnostic inference about 15 (it trains two streams)."""
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
 parser.add_argument("--quick", action="store_true", help="reduced version, a few minutes")

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TaskScore", "task_accuracy", "task_score"]
+from clearn.network import Method, TaskNetwork, task_agnostic_logits
+
+__all__ = ["AgnosticScore", "TaskScore", "task_accuracy", "task_agnostic_score", "task_score"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,41 @@ def task_accuracy(
 ) -> float:
     """Share of examples whose argmax logit for `task` is their label (see `task_score`)."""
     return task_score(network, batches, task, device).accuracy
+
+
+@dataclass(frozen=True)
+class AgnosticScore:
+    """Task-agnostic accuracy (task inferred, then the class right) and task-id accuracy."""
+
+    accuracy: float
+    task_id_accuracy: float
+
+
+@torch.no_grad()
+def task_agnostic_score(
+    network: TaskNetwork,
+    batches: Iterable[Sequence[Tensor]],
+    task: int,
+    device: torch.device | str,
+    *,
+    method: Method = "example",
+) -> AgnosticScore:
+    """Scores of task `task`'s examples answered without their task label: an example counts
+    as right when its task is inferred and its class is then predicted right."""
+    was_training = network.training
+    network.eval()
+    right = right_task = total = 0
+    try:
+        for batch in batches:
+            inputs, labels = batch[0].to(device), batch[1].to(device)
+            guess = network.infer_task(inputs, method=method)
+            found = guess.tasks.to(device) == task
+            predicted = task_agnostic_logits(guess).argmax(1)
+            right += int((found & (predicted == labels)).sum())
+            right_task += int(found.sum())
+            total += len(labels)
+    finally:
+        network.train(was_training)
+    if total == 0:
+        raise ValueError(f"no examples for task {task}")
+    return AgnosticScore(right / total, right_task / total)

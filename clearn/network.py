@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -13,11 +16,43 @@ from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers
 from clearn.task_mask import FREE, TaskMask, add_task_masks
 
-__all__ = ["TaskNetwork", "UnknownTaskError"]
+__all__ = ["TaskGuess", "TaskNetwork", "UnknownTaskError", "task_agnostic_logits"]
 
 
 class UnknownTaskError(ValueError):
     """A query named a task that the network has not been trained on."""
+
+
+Method = Literal["example", "batch"]
+
+
+@dataclass(frozen=True)
+class TaskGuess:
+    """Inferred task of each example, with its confidence and every task's logits."""
+
+    tasks: Tensor
+    """Task of each example (the same for all with method "batch")."""
+    confidence: Tensor
+    """Normalised-entropy margin between the best and the second-best task, in [0, 1]
+    (1 when one task was trained)."""
+    logits: list[Tensor]
+    """Logits of each trained task's view and head, by task."""
+
+
+def _normalised_entropy(logits: Tensor) -> Tensor:
+    log_p = torch.log_softmax(logits, dim=1)
+    entropy = -(log_p.exp() * log_p).sum(1)
+    return entropy / math.log(logits.shape[1]) if logits.shape[1] > 1 else entropy
+
+
+def task_agnostic_logits(guess: TaskGuess) -> Tensor:
+    """Each example's logits from its inferred task's head, zero-padded to the widest head."""
+    width = max(task_logits.shape[1] for task_logits in guess.logits)
+    out = guess.logits[0].new_zeros(len(guess.tasks), width)
+    for task, task_logits in enumerate(guess.logits):
+        rows = guess.tasks == task
+        out[rows, : task_logits.shape[1]] = task_logits[rows]
+    return out
 
 
 def _check_task_labels(task_labels: object, batch: int) -> None:
@@ -184,14 +219,43 @@ class TaskNetwork(nn.Module):
             )
         return head(features)
 
+    @torch.no_grad()
+    def infer_task(self, inputs: Tensor, *, method: Method = "example") -> TaskGuess:
+        """Guess the task of each example among the trained tasks, with a confidence.
+
+        Each trained task's view answers; the task whose head is most certain — the lowest
+        entropy of its softmax, divided by log(classes) so that heads of different widths
+        compare — is taken (SupSup, Wortsman et al. 2020, use the same signal). "example"
+        decides per example; "batch" averages the entropies over a batch known to come from
+        one task. Costs one forward pass per trained task.
+        """
+        if method not in ("example", "batch"):
+            raise ValueError(f"method must be 'example' or 'batch', got {method!r}")
+        if self.trained_tasks == 0:
+            raise UnknownTaskError("no task is trained yet: there is no task to infer")
+        logits = [self.forward_task(inputs, t) for t in range(self.trained_tasks)]
+        entropy = torch.stack([_normalised_entropy(task_logits) for task_logits in logits], 1)
+        if method == "batch":
+            entropy = entropy.mean(0, keepdim=True).expand_as(entropy)
+        ranked = entropy.sort(dim=1).values
+        margin = ranked[:, 1] - ranked[:, 0] if ranked.shape[1] > 1 else torch.ones(len(inputs))
+        return TaskGuess(tasks=entropy.argmin(1), confidence=margin.clamp(0, 1), logits=logits)
+
     def forward(
-        self, inputs: Tensor, task_labels: Tensor | int, *, allow_untrained: bool = False
+        self,
+        inputs: Tensor,
+        task_labels: Tensor | int | None = None,
+        *,
+        allow_untrained: bool = False,
     ) -> Tensor:
         """Logits for a batch whose examples may belong to different tasks.
 
         Examples are grouped by task and each group goes through its own task's view; rows
-        are padded with zeros up to the widest head among the batch's tasks.
+        are padded with zeros up to the widest head among the batch's tasks. Without task
+        labels, each example's task is inferred (`infer_task`) and answered by its head.
         """
+        if task_labels is None:
+            return task_agnostic_logits(self.infer_task(inputs))
         _check_task_labels(task_labels, len(inputs))
         if isinstance(task_labels, int):
             return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)

@@ -42,7 +42,7 @@ class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
         example = experience.dataset[0][0].unsqueeze(0).to(self._adaptation_device)
         self.add_head(classes, example=example)
 
-    def forward(self, x: Tensor, task_labels: Tensor | int) -> Tensor:
+    def forward(self, x: Tensor, task_labels: Tensor | int | None = None) -> Tensor:
         return super().forward(x, task_labels, allow_untrained=True)
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:

@@ -121,6 +121,11 @@ class RunConfig:
     allow_frozen_features: bool = _option(
         False, help="with no free weight left, train a task's head on frozen features"
     )
+    task_agnostic: bool = _option(
+        False,
+        help="epn/packnet: also evaluate without task labels (task inferred per example); "
+        "adds the task-agnostic and task-id accuracy matrices to results.json",
+    )
     seed: int = _option(0, help="seed of data order, permutations and initialisation")
     train_per_class: int | None = _option(
         None, help="keep this many training images per class (seeded), to study small data"
@@ -174,6 +179,11 @@ class RunConfig:
         if self.regularisation is not None and self.regularisation < 0:
             raise ValueError(f"regularisation must not be negative, got {self.regularisation:g}")
         _check_device(self.device)
+        if self.task_agnostic and self.strategy not in ("epn", "packnet"):
+            raise ValueError(
+                f"task_agnostic inference needs a packed network (epn or packnet), not "
+                f"{self.strategy}"
+            )
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ValueError(
                 f"train_per_class must be at least 1 (or unset for all), got {self.train_per_class}"

@@ -31,10 +31,13 @@ from clearn.app.plots import (
 )
 from clearn.app.results import RESULTS_FILE, RunResult
 from clearn.app.run_folder import CONFIG_FILE, ResultsExistError, claim_run_folder
+from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
+from clearn.evaluation import task_agnostic_score
 from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights
 from clearn.weight_study import magnitude_histogram
 from scenarios.streams import build_stream
+from scenarios.tasks import TensorBatchLoader
 from strategies.capacity_metrics import capacity_metrics, model_capacity
 from strategies.csv_logger import AppendingCSVLogger
 from strategies.metric_keys import experience_accuracy_key
@@ -110,6 +113,14 @@ def draw_plots(results: RunResult, out: Path) -> list[Path]:
     ]
     if results.capacity is not None:
         paths.append(plot_capacity(results.capacity, results.free_fraction, out / "capacity.png"))
+    if results.task_agnostic_matrix is not None:
+        paths.append(
+            plot_accuracy_matrix(
+                results.task_agnostic_matrix,
+                out / "task_agnostic_accuracy_matrix.png",
+                title=f"{title}, task-agnostic",
+            )
+        )
     if results.weight_histogram:
         paths.append(plot_weight_histogram(results.weight_histogram, out / "weight_histogram.png"))
     return paths
@@ -121,6 +132,22 @@ def _write_matrix_csv(matrix: list[list[float | None]], path: Path) -> None:
         writer.writerow(["after_task"] + [f"task_{j}" for j in range(len(matrix[0]))])
         for i, row in enumerate(matrix):
             writer.writerow([i] + ["" if v is None else f"{v:.6f}" for v in row])
+
+
+def _add_task_agnostic_rows(agnostic, network, stream, evaluated, device) -> None:
+    """One row of task-agnostic and of task-id accuracy: each evaluated task's test examples
+    answered without their task label (task inferred per example)."""
+    total = stream.n_tasks
+    accuracy: list[float | None] = [None] * total
+    task_id: list[float | None] = [None] * total
+    for j in evaluated:
+        batches = TensorBatchLoader(
+            stream.test[j], batch_size=DEFAULT_EVAL_BATCH_SIZE, shuffle=False
+        )
+        score = task_agnostic_score(network, batches, j, device)
+        accuracy[j], task_id[j] = score.accuracy, score.task_id_accuracy
+    agnostic["accuracy"].append(accuracy)
+    agnostic["task_id"].append(task_id)
 
 
 def _tasks_to_evaluate(task: int, total: int, every: int, strategy: str) -> list[int]:
@@ -177,10 +204,13 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
     strategy = assembled.strategy
     matrix: list[list[float | None]] = []
     seconds: list[float] = []
+    agnostic: dict[str, list] = {"accuracy": [], "task_id": []}
+    """Task-agnostic and task-id accuracy matrices (--task-agnostic)."""
     if state is not None:
         assembled.model.load_state_dict(state["model"])
         load_strategy_state(strategy, state["strategy"])
         matrix, seconds = state["matrix"], state["train_seconds"]
+        agnostic = state["task_agnostic"]
         _set_rng_state(state["rng"])
     checkpoint = state  # the last saved checkpoint; replaced after every trained task
     try:
@@ -207,6 +237,8 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
             for j in evaluated:
                 row[j] = float(metrics[experience_accuracy_key(j)])
             matrix.append(row)
+            if config.task_agnostic:
+                _add_task_agnostic_rows(agnostic, assembled.network, stream, evaluated, device)
             progress.write(_task_line(task, row[task], seconds[-1], assembled))
             if task in _under_trained(assembled):
                 warning = (
@@ -218,6 +250,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
             checkpoint = {
                 "config": config.to_dict(),
                 "matrix": matrix,
+                "task_agnostic": agnostic,
                 "train_seconds": seconds,
                 "model": assembled.model.state_dict(),
                 "strategy": strategy_state(strategy),
@@ -240,6 +273,12 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
                 logger.close()
         log.close()
     results = _results(config, stream, matrix, seconds, assembled, final_metrics, resumed=resume)
+    if config.task_agnostic:
+        results = dataclasses.replace(
+            results,
+            task_agnostic_matrix=agnostic["accuracy"],
+            task_id_matrix=agnostic["task_id"],
+        )
     # Saved before plotting, so that a plot error loses nothing.
     results.write(out)
     _write_matrix_csv(matrix, out / "accuracy_matrix.csv")

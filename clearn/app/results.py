@@ -40,6 +40,11 @@ class RunResult:
     avalanche_metrics: dict[str, Any] = field(default_factory=dict)
     resumed: bool = False
     weight_histogram: dict[str, Any] | None = None
+    task_agnostic_matrix: list[list[float | None]] | None = None
+    """With --task-agnostic: R[i][j] for task j's examples answered without their task label
+    (task inferred per example, then the class; right only when both are)."""
+    task_id_matrix: list[list[float | None]] | None = None
+    """With --task-agnostic: share of task j's examples whose task is inferred right."""
     plots: list[str] = field(default_factory=list)
     already_finished: bool = field(default=False, compare=False)
     """True when the run was found finished rather than run (not saved)."""

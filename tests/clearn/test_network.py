@@ -46,3 +46,28 @@ def test_a_mixed_batch_is_answered_per_task():
     for task in (0, 1):
         rows = labels == task
         assert torch.equal(mixed[rows], net(inputs[rows], task))
+
+
+def test_without_task_labels_each_example_goes_to_its_most_certain_task():
+    net = network()
+    inputs = torch.randn(6, 4)
+    guess = net.infer_task(inputs)
+    assert torch.equal(net(inputs), net(inputs, guess.tasks))
+    entropies = []
+    for task in (0, 1):
+        p = torch.softmax(net(inputs, task), 1)
+        entropies.append(-(p * p.log()).sum(1))
+    assert torch.equal(guess.tasks, torch.stack(entropies, 1).argmin(1))
+    assert bool(((guess.confidence >= 0) & (guess.confidence <= 1)).all())
+
+
+def test_batch_inference_names_one_task_for_the_whole_batch():
+    guess = network().infer_task(torch.randn(16, 4), method="batch")
+    assert len(set(guess.tasks.tolist())) == 1
+
+
+def test_one_trained_task_is_inferred_with_full_confidence():
+    net = network()
+    net.trained_tasks = 1
+    guess = net.infer_task(torch.randn(3, 4))
+    assert guess.tasks.tolist() == [0, 0, 0] and guess.confidence.tolist() == [1.0] * 3

@@ -230,3 +230,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     with pytest.raises(FloatingPointError, match="loss became nan in task 1"):
         run_experiment(config, tmp_path / "nan")
     assert len(load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.pt")["matrix"]) == 1
+
+
+def test_task_agnostic_matrices_are_bounded_by_the_task_aware_one(tmp_path):
+    config = RunConfig(scenario="permuted-digits", tasks=3, epochs=2, hidden=[32],
+                       task_agnostic=True)
+    results = run_experiment(config, tmp_path / "agnostic")
+    assert (tmp_path / "agnostic" / "task_agnostic_accuracy_matrix.png").is_file()
+    for aware, agnostic, task_id in zip(
+        results.accuracy_matrix, results.task_agnostic_matrix, results.task_id_matrix,
+        strict=True,
+    ):
+        for a, b, t in zip(aware, agnostic, task_id, strict=True):
+            assert (a is None) == (b is None) == (t is None)
+            if b is not None:
+                assert 0 <= b <= a and 0 <= t <= 1  # right needs the task and the class
+    assert results.task_id_matrix[0][0] == 1.0  # one trained task: always found

@@ -1,0 +1,118 @@
+"""Task-agnostic inference: how often the task of an unlabelled example (or batch) is found,
+what accuracy is left, and what it costs, next to task-aware accuracy.
+
+Trains the default `epn` on permuted Fashion-MNIST (10 tasks) and split Fashion-MNIST (5
+tasks) — the digits with --quick — then answers each task's test set without task labels:
+per example (lowest normalised entropy among the trained tasks' heads), and per batch of 16
+and 128 examples known to share a task. Cost: one task-agnostic answer of a batch of 128 vs
+one task-aware forward pass of it. SupSup's one-shot gradient inference is not implemented.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from avalanche.training.plugins import EvaluationPlugin
+
+from benchmarks.common import RESULTS_DIR, main, median_seconds, run_all, save_result
+from clearn.app.checkpoint import load_checkpoint
+from clearn.app.config import RunConfig
+from clearn.app.experiment import CHECKPOINT
+from clearn.app.factory import assemble
+from clearn.app.tables import markdown_table, percent
+from clearn.network import TaskNetwork, task_agnostic_logits
+from scenarios.datasets import DEBIAN_FASHION_MNIST
+from scenarios.streams import build_stream
+
+BATCHES = (16, 128)
+
+
+def _network(config: RunConfig, folder) -> tuple[TaskNetwork, object]:
+    """The trained network of a finished run, rebuilt from its last checkpoint."""
+    stream = build_stream(config.scenario, n_tasks=config.tasks, seed=config.seed)
+    assembled = assemble(config, stream, device=torch.device("cpu"),
+                         evaluator=EvaluationPlugin(loggers=[]))
+    assembled.model.load_state_dict(load_checkpoint(folder / CHECKPOINT)["model"])
+    return assembled.network.eval(), stream
+
+
+@torch.no_grad()
+def _scores(network: TaskNetwork, inputs: torch.Tensor, labels: torch.Tensor, task: int,
+            batch: int | None) -> tuple[float, float, float]:
+    """Task-aware accuracy, task-id accuracy and task-agnostic accuracy on one task's data;
+    `batch` None decides per example, else per batch of that size from this task."""
+    aware = float((network(inputs, task).argmax(1) == labels).float().mean())
+    found = right = 0
+    size = len(labels) if batch is None else batch
+    for start in range(0, len(labels), size):
+        part, part_labels = inputs[start : start + size], labels[start : start + size]
+        guess = network.infer_task(part, method="example" if batch is None else "batch")
+        hit = guess.tasks == task
+        found += int(hit.sum())
+        right += int((hit & (task_agnostic_logits(guess).argmax(1) == part_labels)).sum())
+    return aware, found / len(labels), right / len(labels)
+
+
+def _study(network: TaskNetwork, stream) -> dict:
+    rows = {}
+    for batch in (None, *BATCHES):
+        per_task = []
+        for task in range(stream.n_tasks):
+            split = stream.test[task]
+            inputs = split.inputs(torch.arange(len(split)))
+            per_task.append(_scores(network, inputs, split.labels, task, batch))
+        name = "example" if batch is None else f"batch {batch}"
+        rows[name] = {
+            key: sum(s[i] for s in per_task) / len(per_task)
+            for i, key in enumerate(("task_aware_acc", "task_id_acc", "task_agnostic_acc"))
+        }
+    split = stream.test[0]
+    inputs = split.inputs(torch.arange(min(128, len(split))))
+    agnostic = median_seconds(lambda: network(inputs), repeats=5, calls=5)
+    aware = median_seconds(lambda: network(inputs, 0), repeats=5, calls=5)
+    rows["cost_ratio_batch_128"] = agnostic / aware
+    return rows
+
+
+def run(*, quick: bool = False) -> dict:
+    """Train (or reuse) both streams' runs, then measure; print one table."""
+    fmnist = DEBIAN_FASHION_MNIST.is_dir() and not quick
+    dataset = "fmnist" if fmnist else "digits"
+    streams = {f"permuted-{dataset}": 3 if quick else 10, f"split-{dataset}": None}
+    runs = {
+        scenario: (
+            RunConfig(scenario=scenario, tasks=tasks, **({"epochs": 3} if quick else {})),
+            RESULTS_DIR / "runs" / "task-agnostic" / scenario,
+        )
+        for scenario, tasks in streams.items()
+    }
+    began = time.perf_counter()
+    run_all(runs)
+    print(f"trained in {time.perf_counter() - began:.0f} s")
+    figures, body = {}, []
+    for scenario, (config, folder) in runs.items():
+        network, stream = _network(config, folder)
+        figures[scenario] = found = _study(network, stream)
+        aware = found["example"]["task_aware_acc"]
+        body.append(
+            [scenario, stream.n_tasks, percent(aware)]
+            + [
+                f"{percent(found[k]['task_id_acc'])} / {percent(found[k]['task_agnostic_acc'])}"
+                for k in ("example", *(f"batch {b}" for b in BATCHES))
+            ]
+            + [f"{found['batch 16']['task_agnostic_acc'] - aware:+.3f}",
+               f"{found['cost_ratio_batch_128']:.1f}"]
+        )
+    header = [
+        "stream", "tasks", "task-aware ACC %",
+        "per example: task-id % / ACC %", "batch 16", "batch 128",
+        "batch-16 ACC − task-aware (target ≥ −0.010)", "cost vs task-aware pass",
+    ]
+    print(markdown_table(header, body))
+    save_result("task_agnostic", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main(run, __doc__)
