@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,29 @@ from torch import Tensor, nn
 from clearn.network import Method, TaskNetwork, task_agnostic_logits
 
 __all__ = ["AgnosticScore", "TaskScore", "task_accuracy", "task_agnostic_score", "task_score"]
+
+
+@contextmanager
+def _eval_mode(network: nn.Module) -> Iterator[None]:
+    """The network in eval mode for the block, then back in the mode it was in."""
+    was_training = network.training
+    network.eval()
+    try:
+        yield
+    finally:
+        network.train(was_training)
+
+
+def _on_device(
+    batches: Iterable[Sequence[Tensor]], device: torch.device | str, task: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """(inputs, labels) of each batch on `device`; ValueError when there is none."""
+    empty = True
+    for batch in batches:
+        empty = False
+        yield batch[0].to(device), batch[1].to(device)
+    if empty:
+        raise ValueError(f"no examples for task {task}")
 
 
 @dataclass(frozen=True)
@@ -31,21 +55,14 @@ def task_score(
     the TensorBatchLoader's minibatches both do). The network is put in eval mode and
     restored to its previous mode afterwards.
     """
-    was_training = network.training
-    network.eval()
     correct = total = 0
     loss = 0.0
-    try:
-        for batch in batches:
-            inputs, labels = batch[0].to(device), batch[1].to(device)
+    with _eval_mode(network):
+        for inputs, labels in _on_device(batches, device, task):
             logits = network(inputs, task)
             correct += int((logits.argmax(1) == labels).sum())
             loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
             total += len(labels)
-    finally:
-        network.train(was_training)
-    if total == 0:
-        raise ValueError(f"no validation examples for task {task}")
     return TaskScore(correct / total, loss / total)
 
 
@@ -75,20 +92,13 @@ def task_agnostic_score(
 ) -> AgnosticScore:
     """Scores of task `task`'s examples answered without their task label: an example counts
     as right when its task is inferred and its class is then predicted right."""
-    was_training = network.training
-    network.eval()
     right = right_task = total = 0
-    try:
-        for batch in batches:
-            inputs, labels = batch[0].to(device), batch[1].to(device)
+    with _eval_mode(network):
+        for inputs, labels in _on_device(batches, device, task):
             guess = network.infer_task(inputs, method=method)
             found = guess.tasks.to(device) == task
             predicted = task_agnostic_logits(guess).argmax(1)
             right += int((found & (predicted == labels)).sum())
             right_task += int(found.sum())
             total += len(labels)
-    finally:
-        network.train(was_training)
-    if total == 0:
-        raise ValueError(f"no examples for task {task}")
     return AgnosticScore(right / total, right_task / total)
