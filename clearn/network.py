@@ -15,6 +15,7 @@ from clearn.capacity import Capacity, ownership_capacity
 from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers
 from clearn.task_mask import FREE, TaskMask, add_task_masks
+from clearn.task_norm import TaskBatchNorm, add_task_norms
 
 __all__ = ["TaskGuess", "TaskNetwork", "UnknownTaskError", "task_agnostic_logits"]
 
@@ -87,6 +88,7 @@ class TaskNetwork(nn.Module):
         classes_per_task: Sequence[int] = (),
         alpha: float = DEFAULT_ALPHA,
         normalise_step: bool = DEFAULT_NORMALISE_STEP,
+        per_task_norm: bool = False,
     ) -> None:
         super().__init__()
         if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in classes_per_task):
@@ -118,6 +120,10 @@ class TaskNetwork(nn.Module):
         """One output layer per task, in task order."""
         self.masks: dict[str, TaskMask] = add_task_masks(backbone, layers)
         """The TaskMask of each backbone layer, by layer name (not a submodule list)."""
+        self.norms: dict[str, TaskBatchNorm] = add_task_norms(backbone) if per_task_norm else {}
+        """With `per_task_norm`: each BatchNorm layer's per-task copies, by layer name."""
+        for norm in self.norms.values():
+            norm.ensure(len(self.heads))
         self.trained_tasks: int = 0
         """Tasks 0..trained_tasks-1 are trained and answer queries."""
         self.training_task: int | None = None
@@ -146,6 +152,8 @@ class TaskNetwork(nn.Module):
             self.backbone.train(was_training)
         device = next(self.backbone.parameters()).device
         self.heads.append(nn.Linear(self.feature_size, classes).to(device))
+        for norm in self.norms.values():
+            norm.ensure(len(self.heads))
         return len(self.heads) - 1
 
     def capacity(self) -> Capacity:
@@ -189,6 +197,8 @@ class TaskNetwork(nn.Module):
         for mask in self.masks.values():
             mask.view_task = view
             mask.include_free = include_free
+        for norm in self.norms.values():  # None (all weights): the latest task's statistics
+            norm.view_task = task if task is not None else max(self.trained_tasks - 1, 0)
 
     def check_task(self, task: int, *, allow_untrained: bool = False) -> None:
         """Raise UnknownTaskError unless task `task` is trained or being trained.
@@ -295,6 +305,13 @@ class TaskNetwork(nn.Module):
         layers = dict(self.backbone.named_modules())
         for name in self.masks:
             state[f"{name}.weight"] = layers[name].weight
+        for name in self.norms:  # the task's own BatchNorm, under the plain layer's name
+            prefix = f"{name}.norms."
+            own = f"{prefix}{task}."
+            for key in [k for k in state if k.startswith(prefix)]:
+                value = state.pop(key)
+                if key.startswith(own):
+                    state[f"{name}.{key.removeprefix(own)}"] = value
         device = next(self.parameters()).device
         backbone = copy.deepcopy(self._plain_backbone[0]).to_empty(device=device)
         backbone.load_state_dict(state)

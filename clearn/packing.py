@@ -120,6 +120,8 @@ class TaskPacker:
                 reinitialise_(
                     layers[name], mask.owner == FREE, self._generator, scale=self.init_scale
                 )
+        for norm in network.norms.values():
+            norm.start(task)
         self._frozen = self._snapshot(task)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
@@ -130,7 +132,9 @@ class TaskPacker:
         layers = self._layers
         frozen = {}
         masked = {id(stored_weight(layer)): name for name, layer in layers.items()}
+        # The task's own head and BatchNorm copies train; everything else not masked is frozen.
         head_ids = {id(p) for p in network.heads[task].parameters()}
+        head_ids |= {id(p) for n in network.norms.values() for p in n.norms[task].parameters()}
         for name, parameter in network.named_parameters():
             if id(parameter) in masked:
                 where = network.masks[masked[id(parameter)]].owner != FREE
@@ -140,10 +144,12 @@ class TaskPacker:
                     frozen[name] = _Frozen(parameter.detach().clone(), where)
             elif id(parameter) not in head_ids and (task > 0 or name.startswith("heads.")):
                 frozen[name] = _Frozen(parameter.detach().clone(), None)
+        own_norms = tuple(f"{name}.norms.{task}." for name in network.norms)
         if task > 0:
             for name, buffer in network.backbone.named_buffers():
-                if "parametrizations" not in name:  # BatchNorm statistics, not owners
-                    frozen[f"backbone.{name}"] = _Frozen(buffer.detach().clone(), None)
+                if "parametrizations" in name or name.startswith(own_norms):
+                    continue  # owners, or this task's own BatchNorm statistics
+                frozen[f"backbone.{name}"] = _Frozen(buffer.detach().clone(), None)
         return frozen
 
     @torch.no_grad()

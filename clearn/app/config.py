@@ -102,6 +102,11 @@ class RunConfig:
         DEFAULT_NORMALISE_STEP,
         help="Powerprop: scale each layer so a typical weight trains at alpha=1's pace",
     )
+    per_task_norm: bool = _option(
+        False,
+        help="epn/packnet: each task its own BatchNorm statistics and affine parameters "
+        "(otherwise BatchNorm trains with the first task and is frozen after it)",
+    )
     scope: str = _option(DEFAULT_SCOPE, help="prune per layer or globally", choices=SCOPES)
     init_scale: float = _option(
         DEFAULT_INIT_SCALE, help="epn/packnet: factor on PyTorch's default weight init"

@@ -81,6 +81,7 @@ def assemble(
             classes_per_task=stream.classes_per_task,
             alpha=config.alpha,
             normalise_step=config.normalise_step,
+            per_task_norm=config.per_task_norm,
         )
         model: nn.Module = network
     elif config.strategy == "avalanche-packnet":

@@ -1,0 +1,59 @@
+"""Per-task BatchNorm: each task keeps its own statistics, bit for bit, and exports them."""
+
+import pytest
+import torch
+from avalanche.training.plugins import EvaluationPlugin
+
+from clearn.models import backbone
+from clearn.task_norm import TaskBatchNorm
+from scenarios.streams import build_stream
+from strategies.efficient_packnet import EfficientPackNet
+from strategies.task_model import TaskNetwork
+from strategies.tensor_loader import TensorLoaderPlugin
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+        lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05),
+    ],
+)
+def test_each_task_keeps_its_own_batchnorm_bit_for_bit(cifar10_root, optimizer):
+    stream = build_stream("split-cifar10", n_tasks=2, seed=0, data_root=cifar10_root)
+    torch.manual_seed(0)
+    features, _ = backbone("resnet18", input_shape=stream.input_shape)
+    model = TaskNetwork(backbone=features, per_task_norm=True)
+    strategy = EfficientPackNet(
+        model=model,
+        optimizer=optimizer(model.parameters()),
+        train_mb_size=8,
+        train_epochs=2,
+        eval_mb_size=16,
+        valid_stream=stream.benchmark.valid_stream,
+        plugins=[TensorLoaderPlugin()],
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    inputs = [split.inputs(torch.arange(len(split))) for split in stream.test]
+    strategy.train(stream.benchmark.train_stream[0], eval_streams=[])
+    model.eval()
+    with torch.no_grad():
+        first = model(inputs[0], 0)
+    strategy.train(stream.benchmark.train_stream[1], eval_streams=[])
+    model.eval()
+    norms = [m for m in model.modules() if isinstance(m, TaskBatchNorm)]
+    plain = backbone("resnet18", input_shape=stream.input_shape)[0]
+    assert len(norms) == sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert all(len(n.norms) == 2 for n in norms)
+    # Task 1 trained its own statistics; task 0's are untouched.
+    assert any(
+        not torch.equal(n.norms[0].running_mean, n.norms[1].running_mean) for n in norms
+    )
+    with torch.no_grad():
+        assert torch.equal(model(inputs[0], 0), first)
+        for task in (0, 1):
+            exported = model.export_task(task).eval()
+            assert torch.allclose(exported(inputs[task]), model(inputs[task], task), atol=1e-5)
+        mixed = torch.cat(inputs)
+        labels = torch.tensor([0] * len(inputs[0]) + [1] * len(inputs[1]))
+        assert torch.equal(model(mixed, labels)[: len(inputs[0])], model(inputs[0], 0))
