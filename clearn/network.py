@@ -24,7 +24,7 @@ class UnknownTaskError(ValueError):
     """A query named a task that the network has not been trained on."""
 
 
-Method = Literal["example", "batch"]
+Method = Literal["example", "batch", "one-shot"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ class TaskGuess:
     confidence: Tensor
     """Normalised-entropy margin between the best and the second-best task, in [0, 1]
     (1 when one task was trained)."""
-    logits: list[Tensor]
-    """Logits of each trained task's view and head, by task."""
+    logits: list[Tensor | None]
+    """Logits of each trained task's view and head, by task (one-shot: only the inferred
+    task's; None for the others)."""
 
 
 def _normalised_entropy(logits: Tensor) -> Tensor:
@@ -48,9 +49,10 @@ def _normalised_entropy(logits: Tensor) -> Tensor:
 
 def task_agnostic_logits(guess: TaskGuess) -> Tensor:
     """Each example's logits from its inferred task's head, zero-padded to the widest head."""
-    width = max(task_logits.shape[1] for task_logits in guess.logits)
-    out = guess.logits[0].new_zeros(len(guess.tasks), width)
-    for task, task_logits in enumerate(guess.logits):
+    present = [(task, logits) for task, logits in enumerate(guess.logits) if logits is not None]
+    width = max(logits.shape[1] for _, logits in present)
+    out = present[0][1].new_zeros(len(guess.tasks), width)
+    for task, task_logits in present:
         rows = guess.tasks == task
         out[rows, : task_logits.shape[1]] = task_logits[rows]
     return out
@@ -237,12 +239,21 @@ class TaskNetwork(nn.Module):
         entropy of its softmax, divided by log(classes) so that heads of different widths
         compare — is taken (SupSup, Wortsman et al. 2020, use the same signal). "example"
         decides per example; "batch" averages the entropies over a batch known to come from
-        one task. Costs one forward pass per trained task.
+        one task; both cost one forward pass per trained task. "one-shot" (a batch from one
+        task) takes SupSup's gradient of the entropy of all views superposed: one forward and
+        one backward pass to find the task, then the found task's pass (confidence 1: the
+        gradient gives no margin).
         """
-        if method not in ("example", "batch"):
-            raise ValueError(f"method must be 'example' or 'batch', got {method!r}")
+        if method not in ("example", "batch", "one-shot"):
+            raise ValueError(f"method must be 'example', 'batch' or 'one-shot', got {method!r}")
         if self.trained_tasks == 0:
             raise UnknownTaskError("no task is trained yet: there is no task to infer")
+        if method == "one-shot":
+            found = self._one_shot_task(inputs)
+            tasks = torch.full((len(inputs),), found, dtype=torch.long)
+            logits = [None] * self.trained_tasks
+            logits[found] = self.forward_task(inputs, found)
+            return TaskGuess(tasks=tasks, confidence=torch.ones(len(inputs)), logits=logits)
         logits = [self.forward_task(inputs, t) for t in range(self.trained_tasks)]
         entropy = torch.stack([_normalised_entropy(task_logits) for task_logits in logits], 1)
         if method == "batch":
@@ -250,6 +261,39 @@ class TaskNetwork(nn.Module):
         ranked = entropy.sort(dim=1).values
         margin = ranked[:, 1] - ranked[:, 0] if ranked.shape[1] > 1 else torch.ones(len(inputs))
         return TaskGuess(tasks=entropy.argmin(1), confidence=margin.clamp(0, 1), logits=logits)
+
+    def _one_shot_task(self, inputs: Tensor) -> int:
+        """SupSup's one-shot inference (Wortsman et al. 2020) for a batch from one task: the
+        backbone runs once with every trained task's view mixed by coefficients α (a weight
+        owned by task k counts Σ_{t≥k} α_t, the views being nested), each head reads the
+        features, and the task whose coefficient most lowers the entropy of the α-mixed
+        output, −∂H/∂α_t largest, is taken: one forward and one backward pass."""
+        tasks = self.trained_tasks
+        top = max(int(m.owner.max()) for m in self.masks.values())
+        device = inputs.device
+        self.select(None)
+        try:
+            with torch.enable_grad():
+                alpha = torch.full((tasks,), 1.0 / tasks, requires_grad=True)
+                later = torch.flip(torch.cumsum(torch.flip(alpha, [0]), 0), [0])  # Σ_{t≥k} α_t
+                unused = alpha.new_zeros(max(top - tasks, 0))  # codes of tasks not trained
+                coefficients = torch.cat([alpha.new_zeros(1), later, unused]).to(device)
+                for mask in self.masks.values():
+                    mask.superposition = coefficients
+                features = self.backbone(inputs)
+                width = max(self.heads[t].out_features for t in range(tasks))
+                mixed = sum(
+                    alpha[t].to(device)
+                    * nn.functional.pad(torch.softmax(self.heads[t](features), 1),
+                                        (0, width - self.heads[t].out_features))
+                    for t in range(tasks)
+                )
+                entropy = -(mixed * mixed.clamp_min(1e-12).log()).sum(1).mean()
+                (gradient,) = torch.autograd.grad(entropy, alpha)
+        finally:
+            for mask in self.masks.values():
+                mask.superposition = None
+        return int(gradient.argmin())
 
     def forward(
         self,

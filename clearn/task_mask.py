@@ -69,12 +69,17 @@ class TaskMask(nn.Module):
         """Whether the view also shows free weights (while a task trains on them)."""
         self.candidate: Tensor | None = None
         """A boolean mask that replaces the view while a pruning candidate is evaluated."""
+        self.superposition: Tensor | None = None
+        """A coefficient per owner code that scales each weight (one-shot task inference:
+        a differentiable mix of every task's view); replaces the view while set."""
         self._views: OrderedDict[tuple[int, bool], Tensor | None] = OrderedDict()
         self._masked: dict[tuple[int, bool], tuple[Tensor, int, Tensor]] = {}
         """Inference cache per view: (the weight it was made from, its version, product)."""
 
     def forward(self, weight: Tensor) -> Tensor:
         """The weight with everything outside the current view set to zero."""
+        if self.superposition is not None:
+            return weight * self.superposition[self.owner.long()]
         if self.candidate is not None:
             return _masked(weight, self.candidate)
         visible = self.visible()

@@ -71,3 +71,15 @@ def test_one_trained_task_is_inferred_with_full_confidence():
     net.trained_tasks = 1
     guess = net.infer_task(torch.randn(3, 4))
     assert guess.tasks.tolist() == [0, 0, 0] and guess.confidence.tolist() == [1.0] * 3
+
+
+@pytest.mark.parametrize("certain", [0, 1])
+def test_one_shot_inference_takes_the_task_whose_view_lowers_the_mixed_entropy(certain):
+    net = network()
+    with torch.no_grad():
+        for task, head in enumerate(net.heads):  # one head sure of class 0, the other unsure
+            head.weight.zero_()
+            head.bias.copy_(torch.tensor([8.0, -8.0]) if task == certain else torch.zeros(2))
+    guess = net.infer_task(torch.randn(8, 4), method="one-shot")
+    assert guess.tasks.tolist() == [certain] * 8
+    assert all(mask.superposition is None for mask in net.masks.values())
