@@ -3,13 +3,8 @@ export, on CIFAR files in their real on-disk format."""
 
 import pytest
 import torch
-from avalanche.training.plugins import EvaluationPlugin
 
 from clearn.models import MODELS, alexnet, backbone, resnet18
-from scenarios.streams import build_stream
-from strategies.efficient_packnet import EfficientPackNet
-from strategies.task_model import TaskNetwork
-from strategies.tensor_loader import TensorLoaderPlugin
 
 
 def test_published_shapes():
@@ -21,21 +16,9 @@ def test_published_shapes():
 
 
 @pytest.mark.parametrize("name", ["alexnet", "resnet18"])
-def test_a_conv_backbone_packs_tasks_bit_exactly_and_exports(name, cifar10_root):
-    stream = build_stream("split-cifar10", n_tasks=2, seed=0, data_root=cifar10_root)
-    torch.manual_seed(0)
-    features, _ = backbone(name, input_shape=stream.input_shape)
-    model = TaskNetwork(backbone=features)
-    strategy = EfficientPackNet(
-        model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3),
-        train_mb_size=8,
-        train_epochs=2,
-        eval_mb_size=16,
-        valid_stream=stream.benchmark.valid_stream,
-        plugins=[TensorLoaderPlugin()],
-        evaluator=EvaluationPlugin(loggers=[]),
-    )
+def test_a_conv_backbone_packs_tasks_bit_exactly_and_exports(name, cifar_packnet):
+    strategy, stream = cifar_packnet(name)
+    model = strategy.model
     inputs = stream.test[0].inputs(torch.arange(len(stream.test[0])))
     strategy.train(stream.benchmark.train_stream[0], eval_streams=[])
     model.eval()

@@ -2,14 +2,9 @@
 
 import pytest
 import torch
-from avalanche.training.plugins import EvaluationPlugin
 
 from clearn.models import backbone
 from clearn.task_norm import TaskBatchNorm
-from scenarios.streams import build_stream
-from strategies.efficient_packnet import EfficientPackNet
-from strategies.task_model import TaskNetwork
-from strategies.tensor_loader import TensorLoaderPlugin
 
 
 @pytest.mark.parametrize(
@@ -19,21 +14,9 @@ from strategies.tensor_loader import TensorLoaderPlugin
         lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05),
     ],
 )
-def test_each_task_keeps_its_own_batchnorm_bit_for_bit(cifar10_root, optimizer):
-    stream = build_stream("split-cifar10", n_tasks=2, seed=0, data_root=cifar10_root)
-    torch.manual_seed(0)
-    features, _ = backbone("resnet18", input_shape=stream.input_shape)
-    model = TaskNetwork(backbone=features, per_task_norm=True)
-    strategy = EfficientPackNet(
-        model=model,
-        optimizer=optimizer(model.parameters()),
-        train_mb_size=8,
-        train_epochs=2,
-        eval_mb_size=16,
-        valid_stream=stream.benchmark.valid_stream,
-        plugins=[TensorLoaderPlugin()],
-        evaluator=EvaluationPlugin(loggers=[]),
-    )
+def test_each_task_keeps_its_own_batchnorm_bit_for_bit(cifar_packnet, optimizer):
+    strategy, stream = cifar_packnet("resnet18", optimizer=optimizer, per_task_norm=True)
+    model = strategy.model
     inputs = [split.inputs(torch.arange(len(split))) for split in stream.test]
     strategy.train(stream.benchmark.train_stream[0], eval_streams=[])
     model.eval()
