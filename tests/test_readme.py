@@ -1,9 +1,11 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from benchmarks.avalanche_example import figures_of, readme_example, stated_figures
+from benchmarks.avalanche_example import (
+    figures_of,
+    readme_example,
+    run_example,
+    stated_figures,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -31,16 +33,8 @@ def test_readme_avalanche_example_runs_on_a_stock_benchmark_as_written(tmp_path,
         test=100,
         compress=False,
     )
-    done = subprocess.run(
-        [sys.executable, "-c", readme_example()],
-        env={**os.environ, "HOME": str(home), "TQDM_DISABLE": "1"},
-        cwd=README.parent,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "no valid_stream given" in done.stdout
-    figures = figures_of(done.stdout)
+    printed, _ = run_example(home)  # RuntimeError with the example's stderr if it fails
+    assert "no valid_stream given" in printed
+    figures = figures_of(printed)
     assert figures["forgetting"] == 0.0
     assert 0 < figures["capacity_used"] <= 1

@@ -35,6 +35,7 @@ from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
 from clearn.evaluation import task_agnostic_score
 from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights
+from clearn.task_mask import FREE
 from clearn.weight_study import magnitude_histogram
 from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
@@ -96,7 +97,7 @@ def _weight_histogram(assembled) -> dict[str, Any]:
         network.select(None)
         weights = effective_weights(network.backbone)
         values = torch.cat(
-            [weights[n][m.owner != 0].abs().flatten() for n, m in network.masks.items()]
+            [weights[n][m.owner != FREE].abs().flatten() for n, m in network.masks.items()]
         )
     else:
         values = torch.cat([w.abs().flatten() for w in effective_weights(assembled.model).values()])
