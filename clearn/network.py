@@ -313,13 +313,14 @@ class TaskNetwork(nn.Module):
         _check_task_labels(task_labels, len(inputs))
         if isinstance(task_labels, int):
             return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)
+        first = int(task_labels[0])
+        if bool((task_labels == first).all()):  # a batch of one task, as in training
+            return self.forward_task(inputs, first, allow_untrained=allow_untrained)
         # One stable sort groups the examples by task: each group is then a contiguous slice,
         # and the batch is gathered and scattered back once instead of once per task.
         sorted_labels, order = torch.sort(task_labels, stable=True)
         tasks, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
         tasks, counts = tasks.tolist(), counts.tolist()
-        if len(tasks) == 1:
-            return self.forward_task(inputs, tasks[0], allow_untrained=allow_untrained)
         for task in tasks:
             self.check_task(task, allow_untrained=allow_untrained)
         width = max(self.heads[t].out_features for t in tasks)

@@ -39,13 +39,48 @@ class CapacityExhaustedError(RuntimeError):
     """No free weights are left for a new task."""
 
 
+SPARSE_RESTORE_BELOW = 0.7
+"""Frozen share of a layer under which its frozen entries are written back by index; above
+it one masked pass over the layer is quicker (measured on a 784×300 layer: by index 57 µs
+at 14% frozen, 184 µs at 50%, 330 µs at 90%; a masked pass 199, 469, 156 µs)."""
+
+
 @dataclass
 class _Frozen:
     """What must not change while a task trains: values, and where they apply."""
 
+    target: Tensor
+    """The parameter or buffer itself (held, so that restoring looks nothing up)."""
     values: Tensor
-    where: Tensor | None
-    """Boolean mask of the frozen entries, or None when the whole tensor is frozen."""
+    """The frozen values: flat in `index` order when `index` is set, else the whole tensor."""
+    index: Tensor | None = None
+    """Flat indices of the frozen entries, when few of the tensor's entries are frozen."""
+    where: Tensor | None = None
+    """Boolean mask of the frozen entries, when most but not all are frozen."""
+
+    @classmethod
+    def entries(cls, target: Tensor, where: Tensor) -> _Frozen:
+        """The entries of `target` where `where` is True, stored the quicker way to restore."""
+        if float(where.float().mean()) < SPARSE_RESTORE_BELOW:
+            index = where.flatten().nonzero().squeeze(1)
+            return cls(target, target.detach().flatten()[index], index=index)
+        if bool(where.all()):
+            return cls(target, target.detach().clone())
+        return cls(target, target.detach().clone(), where=where)
+
+    def restore(self) -> None:
+        """Write the frozen values back into the target.
+
+        A parameter without a gradient is left alone: torch.optim's optimizers step only
+        parameters whose `grad` is set, so nothing can have moved it (another task's head).
+        """
+        target = self.target
+        if self.index is not None:
+            target.view(-1).index_copy_(0, self.index, self.values)
+        elif self.where is not None:
+            torch.where(self.where, self.values, target, out=target)
+        elif not (isinstance(target, nn.Parameter) and target.grad is None):
+            target.copy_(self.values)
 
 
 class TaskPacker:
@@ -141,29 +176,27 @@ class TaskPacker:
                 if self.frozen_features:
                     where = torch.ones_like(where)
                 if bool(where.any()):  # nothing frozen yet (first task): nothing to restore
-                    frozen[name] = _Frozen(parameter.detach().clone(), where)
+                    frozen[name] = _Frozen.entries(parameter, where)
             elif id(parameter) not in head_ids and (task > 0 or name.startswith("heads.")):
-                frozen[name] = _Frozen(parameter.detach().clone(), None)
+                frozen[name] = _Frozen(parameter, parameter.detach().clone())
         own_norms = tuple(f"{name}.norms.{task}." for name in network.norms)
         if task > 0:
             for name, buffer in network.backbone.named_buffers():
                 if "parametrizations" in name or name.startswith(own_norms):
                     continue  # owners, or this task's own BatchNorm statistics
-                frozen[f"backbone.{name}"] = _Frozen(buffer.detach().clone(), None)
+                frozen[f"backbone.{name}"] = _Frozen(buffer, buffer.detach().clone())
         return frozen
 
     @torch.no_grad()
     def restore_frozen(self) -> None:
-        """Write the frozen values back (call after every optimizer step). Phase TRAINING/PRUNED."""
+        """Write the frozen values back (call after every optimizer step). Phase TRAINING/PRUNED.
+
+        Where few of a layer's weights are frozen they are written by index, not in a pass
+        over the whole layer (`SPARSE_RESTORE_BELOW`).
+        """
         self._require(Phase.TRAINING, Phase.PRUNED)
-        tensors = dict(self.network.named_parameters())
-        tensors.update(self.network.named_buffers())
-        for name, frozen in self._frozen.items():
-            target = tensors[name]
-            if frozen.where is None:
-                target.copy_(frozen.values)
-            else:
-                torch.where(frozen.where, frozen.values, target, out=target)
+        for frozen in self._frozen.values():
+            frozen.restore()
 
     def trained_free_weights(self) -> dict[str, Tensor]:
         """Masks of the weights this task trained (free at its start). Phase TRAINING."""
@@ -204,20 +237,22 @@ class TaskPacker:
         With `guard` (say, accuracy on the task's training data), a candidate must also keep
         gamma of the guard's unpruned value: a small validation set cannot tell a pruned
         network that still fits the task from one that lost it, and the smallest kept
-        fraction that passes by chance is the one a search finds. A candidate failing the
-        guard is recorded with score -1.
+        fraction that passes by chance is the one a search finds. The guard (the costlier
+        evaluation) runs only on candidates that pass `evaluate`; one that then fails it is
+        recorded with score -1.
         """
         self._require(Phase.TRAINING)
         self.network.show_free_weights(True)
         unpruned = evaluate()
-        guard_threshold = None if guard is None else check_gamma(gamma) * guard()
+        threshold = check_gamma(gamma) * unpruned
+        guard_threshold = None if guard is None else gamma * guard()
 
         def score_at(kept: float) -> float:
             masks = self.candidate_masks(kept)
-            if guard_threshold is not None:
-                if self.evaluate_candidate(masks, guard) < guard_threshold:
-                    return -1.0
-            return self.evaluate_candidate(masks, evaluate)
+            score = self.evaluate_candidate(masks, evaluate)
+            if score < threshold or guard_threshold is None:
+                return score
+            return score if self.evaluate_candidate(masks, guard) >= guard_threshold else -1.0
 
         return search_kept_fraction(score_at, reference=unpruned, gamma=gamma)
 

@@ -82,17 +82,19 @@ class TaskMask(nn.Module):
             return weight * self.superposition[self.owner.long()]
         if self.candidate is not None:
             return _masked(weight, self.candidate)
-        visible = self.visible()
-        if visible is None:
-            return weight
         if torch.is_grad_enabled():
-            return _masked(weight, visible)
+            visible = self.visible()
+            return weight if visible is None else _masked(weight, visible)
         key = (self.view_task, self.include_free)
         cached = self._masked.get(key)
         # The entry holds the weight tensor itself, so an identity match cannot be a new
-        # tensor at a reused address; the version catches in-place updates.
+        # tensor at a reused address; the version catches in-place updates. Looked up before
+        # the view, which a stream of more tasks than VIEW_CACHE_SIZE would rebuild each time.
         if cached is not None and cached[0] is weight and cached[1] == weight._version:
             return cached[2]
+        visible = self.visible()
+        if visible is None:
+            return weight
         product = _masked(weight, visible)
         if cached is not None or len(self._masked) < MASKED_WEIGHT_CACHE_SIZE:
             self._masked[key] = (weight, weight._version, product)

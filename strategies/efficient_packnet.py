@@ -21,6 +21,7 @@ from clearn.epn import (
     DEFAULT_RETRAIN_EPOCHS,
 )
 from clearn.pruning import DEFAULT_SCOPE, Scope
+from strategies.callback_dispatch import ListenedCallbacks
 from strategies.epn import PackingPlugin
 from strategies.task_model import TaskNetwork
 from strategies.validation import DEFAULT_VALIDATION_SHARE
@@ -28,7 +29,7 @@ from strategies.validation import DEFAULT_VALIDATION_SHARE
 __all__ = ["EfficientPackNet"]
 
 
-class EfficientPackNet(SupervisedTemplate):
+class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
     """Trains each experience on the free weights of `model`, prunes it to the fewest weights
     that keep `gamma` of its validation accuracy, and freezes them as the task's own.
 
@@ -37,7 +38,8 @@ class EfficientPackNet(SupervisedTemplate):
     (stated in the log). `train_epochs` is a cap: each task stops once its validation loss
     has not improved for `patience` epochs. `mode="packnet"` prunes a fixed `prune_fraction`
     instead (classic PackNet on the same mechanism). The packing plugin is `self.packing`;
-    its `reports` say per task what it kept, owns and how long it trained. Other arguments
+    its `reports` say per task what it kept, owns and how long it trained. Per-iteration
+    callbacks reach only the plugins that act on them (`ListenedCallbacks`). Other arguments
     are Avalanche's `SupervisedTemplate`'s; every default is `clearn run`'s.
     """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +54,11 @@ class TaskReport:
     lowered validation accuracy and was undone)."""
     validation_examples: int = 0
     """Examples the task was validated on (its valid_stream experience or held-out share)."""
+    validation_seconds: float = 0.0
+    """Time spent validating the task after its training epochs (the plateau stop's signal)."""
+    search_seconds: float = 0.0
+    """Time spent pruning the task: the kept-fraction search, its guard, the pruning, and
+    the check that retraining kept the pruned accuracy."""
 
 
 class PackingPlugin(SupervisedPlugin):
@@ -114,6 +120,8 @@ class PackingPlugin(SupervisedPlugin):
         self._packed: tuple[float, float | None, float | None, int] | None = None
         """kept, unpruned and pruned validation accuracy, search evaluations of this task."""
         self._val_accuracies: list[float] = []
+        self._seconds = {"validation": 0.0, "search": 0.0}
+        """Time this task spent validating after epochs, and pruning."""
         self._before_retraining: dict | None = None
         """The network's state right after pruning, while its survivors are retrained."""
 
@@ -169,6 +177,7 @@ class PackingPlugin(SupervisedPlugin):
         )
         self._packed = None
         self._val_accuracies = []
+        self._seconds = {"validation": 0.0, "search": 0.0}
 
     def after_update(self, strategy, **kwargs) -> None:
         self.packer.restore_frozen()
@@ -177,12 +186,16 @@ class PackingPlugin(SupervisedPlugin):
         training = self.packer.phase is Phase.TRAINING
         score = None
         if training and not self.packer.frozen_features:
+            began = time.perf_counter()
             validation = self._validation(strategy)
+            self._seconds["validation"] += time.perf_counter() - began
             score = -validation.loss
             self._val_accuracies.append(validation.accuracy)
         action = self._budget.after_epoch(score, steps=strategy.clock.train_epoch_iterations)
         if training and action is not EpochAction.CONTINUE:
+            began = time.perf_counter()
             self._pack(strategy)
+            self._seconds["search"] += time.perf_counter() - began
         if action is EpochAction.STOP:
             stop_after_this_epoch(strategy)
 
@@ -230,9 +243,11 @@ class PackingPlugin(SupervisedPlugin):
         return kept
 
     def after_training_exp(self, strategy, **kwargs) -> None:
+        began = time.perf_counter()
         if self.packer.phase is Phase.TRAINING:  # a loop that ended before any epoch did
             self._pack(strategy)
         retraining_kept = self._keep_retraining_if_it_helped(strategy)
+        self._seconds["search"] += time.perf_counter() - began
         task = self.packer.task
         self.packer.end_task()
         capacity = self.network.capacity()
@@ -251,6 +266,8 @@ class PackingPlugin(SupervisedPlugin):
             under_trained=budget.under_trained,
             val_acc_per_epoch=tuple(self._val_accuracies),
             retraining_kept=retraining_kept,
+            validation_seconds=self._seconds["validation"],
+            search_seconds=self._seconds["search"],
         )
         self.reports.append(report)
         if self.verbose:

@@ -66,3 +66,21 @@ def test_inference_cache_follows_in_place_updates_and_never_thrashes():
         other = torch.full((1, 12), 5.0)  # another tensor, same view
         assert mask(other).sum().item() == 15
     assert len(mask._masked) == MASKED_WEIGHT_CACHE_SIZE
+
+
+def test_a_cached_masked_weight_is_served_without_rebuilding_its_view(monkeypatch):
+    mask = TaskMask(torch.Size([1, 12]))
+    for task in range(1, 7):
+        mask.assign(task, torch.arange(12).eq(task - 1).view(1, 12))
+    weight = torch.ones(1, 12)
+    views = (1, 2, 3, 4, 5, 6)  # more views than VIEW_CACHE_SIZE: its LRU would thrash
+    with torch.no_grad():
+        for task in views:
+            mask.view_task = task
+            mask(weight)
+        built = []
+        monkeypatch.setattr(TaskMask, "visible", lambda self: built.append(1) or None)
+        for task in views:
+            mask.view_task = task
+            assert mask(weight).sum().item() == task
+    assert built == []

@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 import torch
@@ -234,3 +235,22 @@ def test_retraining_never_lowers_validation_accuracy(stream, mode):
 def validation_accuracy(stream, network, task: int) -> float:
     batches = TensorBatchLoader(stream.valid[task], batch_size=256, shuffle=False)
     return task_accuracy(network, batches, task, "cpu")
+
+
+def test_reports_time_the_validation_and_the_search_apart_from_training(stream):
+    _, plugin, strategy = packing_run(stream)
+    original_search = plugin.packer.search
+
+    def slow_search(evaluate, *, gamma, **options):
+        time.sleep(0.2)
+        return original_search(evaluate, gamma=gamma, **options)
+
+    plugin.packer.search = slow_search
+    for experience in stream.benchmark.train_stream:
+        began = time.perf_counter()
+        strategy.train(experience, eval_streams=[])
+        seconds = time.perf_counter() - began
+        report = plugin.reports[-1]
+        assert report.search_seconds >= 0.2
+        assert report.validation_seconds > 0
+        assert report.search_seconds + report.validation_seconds < seconds
