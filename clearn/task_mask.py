@@ -12,6 +12,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from clearn.bits import keep_bits, keep_visible
+
 __all__ = [
     "FREE",
     "MAX_TASKS",
@@ -28,7 +30,7 @@ MAX_TASKS = torch.iinfo(torch.int16).max
 """Most tasks one network can hold (int16 owners)."""
 
 VIEW_CACHE_SIZE = 4
-"""Per-task boolean masks kept per layer; older ones are rebuilt on demand."""
+"""Per-task view masks kept per layer (as wide as a weight); older ones are rebuilt."""
 
 MASKED_WEIGHT_CACHE_SIZE = 8
 """Masked weights kept per layer for inference (no autograd). Once full, views not yet cached
@@ -43,12 +45,6 @@ def owner_dtype_for(task: int) -> torch.dtype:
     if task <= MAX_TASKS:
         return torch.int16
     raise ValueError(f"a network holds at most {MAX_TASKS} tasks, got task {task}")
-
-
-def _masked(weight: Tensor, visible: Tensor) -> Tensor:
-    """`weight` where `visible`, else 0. Not `weight * visible`: a weight outside the view that
-    is NaN or infinite (a later task diverged) would leak into the view as NaN·0 = NaN."""
-    return torch.where(visible, weight, weight.new_zeros(()))
 
 
 class TaskMask(nn.Module):
@@ -73,6 +69,7 @@ class TaskMask(nn.Module):
         """A coefficient per owner code that scales each weight (one-shot task inference:
         a differentiable mix of every task's view); replaces the view while set."""
         self._views: OrderedDict[tuple[int, bool], Tensor | None] = OrderedDict()
+        """`keep_bits` of each recent view (None: all visible), by (view_task, include_free)."""
         self._masked: dict[tuple[int, bool], tuple[Tensor, int, Tensor]] = {}
         """Inference cache per view: (the weight it was made from, its version, product)."""
 
@@ -81,10 +78,10 @@ class TaskMask(nn.Module):
         if self.superposition is not None:
             return weight * self.superposition[self.owner.long()]
         if self.candidate is not None:
-            return _masked(weight, self.candidate)
+            return keep_visible(weight, keep_bits(self.candidate, weight))
         if torch.is_grad_enabled():
-            visible = self.visible()
-            return weight if visible is None else _masked(weight, visible)
+            bits = self._view_bits(weight)
+            return weight if bits is None else keep_visible(weight, bits)
         key = (self.view_task, self.include_free)
         cached = self._masked.get(key)
         # The entry holds the weight tensor itself, so an identity match cannot be a new
@@ -92,31 +89,40 @@ class TaskMask(nn.Module):
         # the view, which a stream of more tasks than VIEW_CACHE_SIZE would rebuild each time.
         if cached is not None and cached[0] is weight and cached[1] == weight._version:
             return cached[2]
-        visible = self.visible()
-        if visible is None:
+        bits = self._view_bits(weight)
+        if bits is None:
             return weight
-        product = _masked(weight, visible)
+        product = keep_visible(weight, bits)
         if cached is not None or len(self._masked) < MASKED_WEIGHT_CACHE_SIZE:
             self._masked[key] = (weight, weight._version, product)
         return product
 
     def visible(self) -> Tensor | None:
-        """Boolean mask of the current view (cached per view), or None when all is visible."""
+        """Boolean mask of the current view, or None when everything is visible."""
         if self.view_task is None:
             return None
-        key = (self.view_task, self.include_free)
-        if key in self._views:
-            self._views.move_to_end(key)
-            return self._views[key]
         owner = self.owner
         mask = (owner != FREE) & (owner <= self.view_task)
         if self.include_free:
             mask |= owner == FREE
-        cached = None if bool(mask.all()) else mask
-        self._views[key] = cached
+        return None if bool(mask.all()) else mask
+
+    def _view_bits(self, weight: Tensor) -> Tensor | None:
+        """`keep_bits` of the current view for `weight` (cached per view), None if all shows."""
+        if self.view_task is None:
+            return None
+        key = (self.view_task, self.include_free)
+        if key in self._views:
+            bits = self._views[key]
+            if bits is None or bits.element_size() == weight.element_size():
+                self._views.move_to_end(key)
+                return bits
+        visible = self.visible()
+        bits = None if visible is None else keep_bits(visible, weight)
+        self._views[key] = bits
         if len(self._views) > VIEW_CACHE_SIZE:
             self._views.popitem(last=False)
-        return cached
+        return bits
 
     def _apply(self, fn, recurse: bool = True):
         # .to(device) / .half() replace the owner buffer: views built from the old one go.
