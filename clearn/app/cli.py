@@ -16,10 +16,11 @@ import torch
 
 from clearn.app.compare import compare_runs
 from clearn.app.config import RunConfig, read_config
+from clearn.app.executors import EXECUTORS
 from clearn.app.experiment import draw_plots, run_experiment
 from clearn.app.prune_curve import PruneCurveConfig, run_prune_curve, summary_table
 from clearn.app.results import RESULTS_FILE, RunResult
-from clearn.app.sweep import run_sweep, sweep_table
+from clearn.app.sweep import SweepFailedError, run_sweep, sweep_table
 from clearn.packing import CapacityExhaustedError
 from clearn.powerprop import check_alpha
 from scenarios.datasets import DatasetNotFoundError
@@ -275,6 +276,15 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         "free_weights=redraw,keep (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: the runs one after another in this process; ray: each run a Ray task "
+        "(pip install 'clearn[ray]'), on a local Ray instance unless --ray-address or "
+        "RAY_ADDRESS names a cluster",
+    )
+    parser.add_argument("--ray-address", help="address of a Ray cluster (ray.init's address)")
     parser.set_defaults(handler=_sweep)
 
 
@@ -288,9 +298,20 @@ def _sweep(args: argparse.Namespace) -> None:
     grid["gamma"] = args.gammas
     if args.seeds:
         grid["seed"] = args.seeds
-    points = run_sweep(base, grid, args.out)
-    print(sweep_table(points))
-    print(f"table:    {args.out / 'sweep.md'}\nfrontier: {args.out / 'frontier.png'}")
+    points, failed = run_sweep(
+        base, grid, args.out, executor=args.executor, ray_address=args.ray_address
+    )
+    if points:
+        print(sweep_table(points))
+        print(f"table:    {args.out / 'sweep.md'}\nfrontier: {args.out / 'frontier.png'}")
+    if failed:
+        for failure in failed:
+            print(f"failed: {failure['folder']}: {failure['error']}")
+        raise SweepFailedError(
+            f"{len(failed)} of {len(points) + len(failed)} runs failed (listed above and in "
+            f"{args.out / 'sweep.json'}); fix their cause and run the sweep again: the "
+            f"finished runs are reused"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"clearn {args.command}"
     try:
         args.handler(args)
-    except (FloatingPointError, CapacityExhaustedError) as error:
+    except (FloatingPointError, CapacityExhaustedError, SweepFailedError) as error:
         print(f"{command}: stopped: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

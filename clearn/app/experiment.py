@@ -289,20 +289,26 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
     return results
 
 
+def check_reusable(config: RunConfig, out: str | Path) -> bool:
+    """Whether `out` holds a run started with `config` (False: no run there yet); raise
+    ResultsExistError when it holds one with other options."""
+    out = Path(out)
+    if not (out / CONFIG_FILE).exists():
+        return False
+    saved = RunConfig(**read_config(out / CONFIG_FILE)).to_dict()
+    requested = config.to_dict()
+    if saved != requested:
+        changed = sorted(k for k, v in requested.items() if saved[k] != v)
+        raise ResultsExistError(
+            f"{out} holds a run with other options ({', '.join(changed)} differ); "
+            f"delete it or choose another folder"
+        )
+    return True
+
+
 def run_or_reuse(config: RunConfig, out: str | Path) -> RunResult:
     """Results of the run in `out`: read back when finished, resumed when started, else run."""
-    out = Path(out)
-    started = (out / CONFIG_FILE).exists()
-    if started:
-        saved = RunConfig(**read_config(out / CONFIG_FILE)).to_dict()
-        requested = config.to_dict()
-        if saved != requested:
-            changed = sorted(k for k, v in requested.items() if saved[k] != v)
-            raise ResultsExistError(
-                f"{out} holds a run with other options ({', '.join(changed)} differ); "
-                f"delete it or choose another folder"
-            )
-    return run_experiment(config, out, resume=started)
+    return run_experiment(config, out, resume=check_reusable(config, out))
 
 
 def _under_trained(assembled) -> list[int]:

@@ -12,13 +12,18 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from clearn.app.config import RunConfig
-from clearn.app.experiment import run_or_reuse
+from clearn.app.executors import RunFailure, RunJob, run_jobs
+from clearn.app.experiment import check_reusable
 from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_frontier
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table, number, percent
 
-__all__ = ["RESULT_KEYS", "run_sweep", "seed_means", "sweep_table"]
+__all__ = ["RESULT_KEYS", "SweepFailedError", "run_sweep", "seed_means", "sweep_table"]
+
+
+class SweepFailedError(RuntimeError):
+    """Some runs of a sweep failed; the others finished and are kept."""
 
 RESULT_KEYS = ("acc", "capacity_used", "free_fraction", "train_seconds", "folder")
 """Keys of a sweep point that hold results; every other key is a run option."""
@@ -42,11 +47,21 @@ def _point(options: Mapping[str, Any], results: RunResult, folder: Path) -> dict
     }
 
 
-def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Path) -> list[dict]:
+def run_sweep(
+    base: RunConfig,
+    grid: Mapping[str, Sequence[Any]],
+    out: str | Path,
+    *,
+    executor: str = "local",
+    ray_address: str | None = None,
+) -> tuple[list[dict], list[dict]]:
     """Run `base` with every combination of `grid` (RunConfig field → values) under `out`.
 
     Finished runs are read back instead of run again, so an interrupted sweep resumes; a
-    half-finished run resumes from its checkpoint. Writes sweep.json, sweep.md, frontier.png.
+    half-finished run resumes from its checkpoint. `executor` "local" runs them one after
+    another here, "ray" as Ray tasks (`executors`). A run that fails is reported and the
+    others go on. Writes sweep.json (points in grid order, and the failures), sweep.md,
+    frontier.png; returns the points and the failures.
     """
     out = Path(out)
     keys = list(grid)
@@ -54,27 +69,46 @@ def run_sweep(base: RunConfig, grid: Mapping[str, Sequence[Any]], out: str | Pat
         dict(zip(keys, values, strict=True))
         for values in itertools.product(*(grid[k] for k in keys))
     ]
-    # Every setting checked before the first run starts: a bad value fails at once.
+    # Every setting, and every folder a run would reuse, checked before the first run
+    # starts: a bad value or a folder holding a run with other options fails at once.
     configs = [dataclasses.replace(base, **options).validate() for options in combinations]
+    jobs = [
+        RunJob(config, out / _run_name(options))
+        for options, config in zip(combinations, configs, strict=True)
+    ]
+    for job in jobs:
+        check_reusable(job.config, job.folder)
+    outcomes = run_jobs(jobs, executor=executor, ray_address=ray_address)
     out.mkdir(parents=True, exist_ok=True)
-    points = []
-    for options, config in tqdm(
-        list(zip(combinations, configs, strict=True)), desc="sweep", unit="run"
-    ):
-        folder = out / _run_name(options)
-        points.append(_point(options, run_or_reuse(config, folder), folder))
-        write_json_atomic(out / "sweep.json", {"base": base.to_dict(), "points": points})
-    shown = seed_means(points) if "seed" in grid else points
-    (out / "sweep.md").write_text(sweep_table(shown) + "\n")
-    if "gamma" in grid:
-        series = [k for k in keys if k not in ("gamma", "seed")]
-        plot_frontier(
-            shown,
-            series_keys=series,
-            path=out / "frontier.png",
-            title=f"{base.scenario}, {base.tasks or 'default'} tasks, {base.epochs} epochs/task",
-        )
-    return points
+    finished: dict[int, dict[str, Any]] = {}
+    failed: dict[int, dict[str, Any]] = {}
+    for index, outcome in tqdm(outcomes, total=len(jobs), desc="sweep", unit="run"):
+        options, folder = combinations[index], jobs[index].folder
+        if isinstance(outcome, RunFailure):
+            failed[index] = {**options, "folder": str(folder), "error": outcome.error}
+            tqdm.write(f"run {folder.name} failed: {outcome.error}")
+        else:
+            finished[index] = _point(options, outcome, folder)
+        content = {
+            "base": base.to_dict(),
+            "points": [finished[i] for i in sorted(finished)],
+            "failed": [failed[i] for i in sorted(failed)],
+        }
+        write_json_atomic(out / "sweep.json", content)
+    points = content["points"]
+    if points:
+        shown = seed_means(points) if "seed" in grid else points
+        (out / "sweep.md").write_text(sweep_table(shown) + "\n")
+        if "gamma" in grid:
+            series = [k for k in keys if k not in ("gamma", "seed")]
+            plot_frontier(
+                shown,
+                series_keys=series,
+                path=out / "frontier.png",
+                title=f"{base.scenario}, {base.tasks or 'default'} tasks, "
+                f"{base.epochs} epochs/task",
+            )
+    return points, content["failed"]
 
 
 def _spread(values: list[float]) -> float:
