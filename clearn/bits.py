@@ -13,6 +13,7 @@ from torch import Tensor
 __all__ = ["as_bits", "keep_bits", "keep_visible"]
 
 _SAME_WIDTH_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+"""Integer type of each element width, to read any tensor's memory as integers."""
 
 
 def as_bits(tensor: Tensor) -> Tensor:

@@ -70,23 +70,48 @@ class TensorBatchLoader:
     which is what makes per-example pipelines several times slower than the training step on
     MNIST-sized data; this gathers each batch with one indexing operation. Shuffling draws
     from torch's global generator, so seeding torch makes the order reproducible.
+
+    `shard=(rank, processes)` (data-parallel training, every process drawing the same
+    order): each batch of `batch_size` is cut into `processes` near-equal parts and this
+    process gets part `rank`; a last batch with fewer examples than processes is dropped.
     """
 
-    def __init__(self, split: TaskSplit, *, batch_size: int, shuffle: bool) -> None:
+    def __init__(
+        self,
+        split: TaskSplit,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        rank, processes = shard
+        if not 0 <= rank < processes or batch_size < processes:
+            raise ValueError(
+                f"shard (rank {rank} of {processes} processes) needs 0 <= rank < processes "
+                f"<= batch_size ({batch_size})"
+            )
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.shard = shard
 
     def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size)
+        count, processes = len(self.split), self.shard[1]
+        full, last = divmod(count, self.batch_size)
+        return full + (last >= processes)
 
     def __iter__(self) -> Iterator[list[Tensor]]:
         count = len(self.split)
+        rank, processes = self.shard
         order = torch.randperm(count) if self.shuffle else torch.arange(count)
         for start in range(0, count, self.batch_size):
             positions = order[start : start + self.batch_size]
+            if processes > 1:
+                if len(positions) < processes:
+                    break
+                positions = torch.tensor_split(positions, processes)[rank]
             yield [
                 self.split.inputs(positions),
                 self.split.labels[positions],

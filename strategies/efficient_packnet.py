@@ -10,6 +10,7 @@ from avalanche.core import BasePlugin
 from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
 from clearn.epn import (
@@ -22,6 +23,7 @@ from clearn.epn import (
 )
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.callback_dispatch import ListenedCallbacks
+from strategies.distributed import check_same_on_every_rank, is_distributed
 from strategies.epn import PackingPlugin
 from strategies.task_model import TaskNetwork
 from strategies.validation import DEFAULT_VALIDATION_SHARE
@@ -41,6 +43,12 @@ class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
     its `reports` say per task what it kept, owns and how long it trained. Per-iteration
     callbacks reach only the plugins that act on them (`ListenedCallbacks`). Other arguments
     are Avalanche's `SupervisedTemplate`'s; every default is `clearn run`'s.
+
+    In a torch.distributed process group of several processes (`torchrun`), each experience
+    trains data-parallel: the model wrapped in `DistributedDataParallel`, each process on
+    its part of every batch (`TensorLoaderPlugin`), validation and the pruning search run
+    alike on every process; after each task the masks and weights are checked equal on
+    every process (`RanksDivergedError` otherwise).
     """
 
     def __init__(
@@ -104,3 +112,33 @@ class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
             evaluator=evaluator,
             eval_every=eval_every,
         )
+        self._replica: DistributedDataParallel | None = None
+        """The model wrapped for data-parallel training, during an experience."""
+
+    def _before_training_exp(self, **kwargs) -> None:
+        super()._before_training_exp(**kwargs)
+        if is_distributed():
+            # Built per experience, once Avalanche's adaptation has added the task's head.
+            # Other tasks' heads take no gradient: find_unused_parameters.
+            devices = [self.device] if self.device.type == "cuda" else None
+            self._replica = DistributedDataParallel(
+                self.model, device_ids=devices, find_unused_parameters=True
+            )
+
+    def forward(self):
+        if self.is_training and self._replica is not None:
+            return self._replica(self.mb_x, self.mb_task_id)
+        return super().forward()
+
+    def _after_training_exp(self, **kwargs) -> None:
+        super()._after_training_exp(**kwargs)
+        if self._replica is not None:
+            self._replica = None
+            task = self.packing.reports[-1].task
+            check_same_on_every_rank(
+                {
+                    **{f"{n}.owner": m.owner for n, m in self.model.masks.items()},
+                    **dict(self.model.named_parameters()),
+                },
+                what=f"the task masks and weights after task {task}",
+            )

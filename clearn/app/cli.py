@@ -24,6 +24,12 @@ from clearn.app.sweep import SweepFailedError, run_sweep, sweep_table
 from clearn.packing import CapacityExhaustedError
 from clearn.powerprop import check_alpha
 from scenarios.datasets import DatasetNotFoundError
+from strategies.distributed import (
+    launched_by_torchrun,
+    process_rank,
+    start_process_group,
+    stop_process_group,
+)
 
 __all__ = ["main"]
 
@@ -207,8 +213,31 @@ def _config_options(args: argparse.Namespace) -> dict:
     return options
 
 
+DISTRIBUTED_STRATEGIES = ("epn", "packnet")
+"""Strategies that `torchrun ... -m clearn run` trains data-parallel."""
+
+
 def _run(args: argparse.Namespace) -> None:
     config = RunConfig(**_config_options(args)).validate()
+    if not launched_by_torchrun():
+        _run_and_report(config, args)
+        return
+    if config.strategy not in DISTRIBUTED_STRATEGIES:
+        raise ValueError(
+            f"under torchrun, clearn run trains {' and '.join(DISTRIBUTED_STRATEGIES)} "
+            f"data-parallel; run --strategy {config.strategy} as one process"
+        )
+    start_process_group(use_cuda=config.device != "cpu" and torch.cuda.is_available())
+    try:
+        if process_rank()[0] == 0:
+            _run_and_report(config, args)
+        else:
+            run_experiment(config, args.out, resume=args.resume)
+    finally:
+        stop_process_group()
+
+
+def _run_and_report(config: RunConfig, args: argparse.Namespace) -> None:
     results = run_experiment(config, args.out, resume=args.resume)
     if results.already_finished:
         print(f"{args.out} is already finished; nothing to resume")

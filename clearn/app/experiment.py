@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import random
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 from strategies.capacity_metrics import capacity_metrics, model_capacity
 from strategies.csv_logger import AppendingCSVLogger
+from strategies.distributed import process_rank
 from strategies.metric_keys import experience_accuracy_key
 from strategies.training_state import load_strategy_state, strategy_state
 from strategies.wandb_logger import WandBLogger
@@ -72,10 +74,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def _evaluator(out: Path, config: RunConfig):
     # Line-buffered: a killed run loses no line of its log.
     log = open(out / "avalanche_log.txt", "a", buffering=1)  # noqa: SIM115 - closed by the run
-    loggers = [TextLogger(log), AppendingCSVLogger(str(out / "avalanche_csv"))]
-    if config.tensorboard:
+    if process_rank()[0] != 0:  # Avalanche lets only the main process of a group log
+        loggers = []
+    else:
+        loggers = [TextLogger(log), AppendingCSVLogger(str(out / "avalanche_csv"))]
+    if config.tensorboard and loggers:
         loggers.append(TensorboardLogger(str(out / "tensorboard")))
-    if config.wandb:
+    if config.wandb and loggers:
         loggers.append(
             WandBLogger(
                 project_name="clearn", run_name=out.name, dir=str(out), config=config.to_dict()
@@ -164,22 +169,29 @@ def run_experiment(config: RunConfig, out: str | Path, *, resume: bool = False) 
     finished run is returned as it is.
     """
     out = Path(out)
+    if process_rank()[0] != 0:
+        # One run over several processes (torchrun): rank 0 alone writes the run folder;
+        # the others write into a scratch folder and, to resume, read rank 0's checkpoint.
+        with tempfile.TemporaryDirectory(prefix="clearn-rank-") as scratch:
+            return _run(config, Path(scratch), resume=resume, saved=out)
     with claim_run_folder(out, resume=resume):
-        return _run(config, out, resume=resume)
+        return _run(config, out, resume=resume, saved=out)
 
 
-def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
+def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResult:
+    """The run, written into `out`; with `resume`, continued from the run in `saved`."""
+    quiet = process_rank()[0] != 0
     state: dict[str, Any] | None = None
     if resume:
-        if (out / RESULTS_FILE).exists() and not (out / CHECKPOINT).exists():
-            return dataclasses.replace(RunResult.read(out), already_finished=True)
-        if (out / CHECKPOINT).exists():
-            state = load_checkpoint(out / CHECKPOINT)
+        if (saved / RESULTS_FILE).exists() and not (saved / CHECKPOINT).exists():
+            return dataclasses.replace(RunResult.read(saved), already_finished=True)
+        if (saved / CHECKPOINT).exists():
+            state = load_checkpoint(saved / CHECKPOINT)
             config = RunConfig(**state["config"])
             if state.get("finished"):
-                return dataclasses.replace(RunResult.read(out), already_finished=True)
+                return dataclasses.replace(RunResult.read(saved), already_finished=True)
         else:  # killed before its first task ended: nothing to keep, start it again
-            config = RunConfig(**read_config(out / CONFIG_FILE))
+            config = RunConfig(**read_config(saved / CONFIG_FILE))
     config.validate()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -227,6 +239,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
             unit="task",
             initial=start_task,
             total=total if config.strategy != "joint" else 1,
+            disable=quiet,
         )
         for task, experience in progress:
             began = time.perf_counter()
@@ -240,8 +253,9 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
             matrix.append(row)
             if config.task_agnostic:
                 _add_task_agnostic_rows(agnostic, assembled.network, stream, evaluated, device)
-            progress.write(_task_line(task, row[task], seconds[-1], assembled))
-            if task in _under_trained(assembled):
+            if not quiet:
+                progress.write(_task_line(task, row[task], seconds[-1], assembled))
+            if task in _under_trained(assembled) and not quiet:
                 warning = (
                     f"warning: task {task} was still improving (validation loss) when the "
                     f"cap of {config.epochs} epochs ended its training; raise --epochs"
@@ -283,7 +297,8 @@ def _run(config: RunConfig, out: Path, *, resume: bool) -> RunResult:
     # Saved before plotting, so that a plot error loses nothing.
     results.write(out)
     _write_matrix_csv(matrix, out / "accuracy_matrix.csv")
-    results = dataclasses.replace(results, plots=[str(p) for p in draw_plots(results, out)])
+    if not quiet:
+        results = dataclasses.replace(results, plots=[str(p) for p in draw_plots(results, out)])
     results.write(out)
     save_checkpoint(out / CHECKPOINT, {**checkpoint, "finished": True})
     return results

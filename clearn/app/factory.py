@@ -16,6 +16,7 @@ from clearn.app.config import RunConfig
 from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
 from clearn.models import backbone
 from scenarios.streams import TaskStream
+from strategies.distributed import process_rank
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin
 from strategies.guards import FiniteLossPlugin, ProgressPlugin
@@ -99,7 +100,10 @@ def assemble(
             stream.benchmark.valid_stream, patience=config.patience, seed=config.seed
         )
         plugins.append(plateau_stop)
-    plugins += [FiniteLossPlugin(), ProgressPlugin(), *(extra_plugins or [])]
+    plugins.append(FiniteLossPlugin())
+    if process_rank()[0] == 0:  # one progress bar for a run over several processes
+        plugins.append(ProgressPlugin())
+    plugins += extra_plugins or []
     model.to(device)
     optimizer = make_optimizer(config, model.parameters())
     common = dict(
