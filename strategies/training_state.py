@@ -3,8 +3,10 @@
 A checkpoint between experiences holds the model (saved apart) and this: the optimizer, the
 state of every plugin — Avalanche's clock (whose experience counter EWC and SI read), the
 regularisers' importances and anchors, LwF's previous model, clearn's packing and stopping
-plugins — and the evaluator's metric history, so that a resumed run computes exactly what
-the uninterrupted one would, and reports Avalanche's forgetting and BWT over the whole run.
+plugins — the evaluator's metric history, and which of the model's parameters are frozen
+(`requires_grad`: not in a state dict, yet Avalanche's PackNet freezes biases by it), so
+that a resumed run computes exactly what the uninterrupted one would, and reports Avalanche's
+forgetting and BWT over the whole run.
 
 Plugins with `state_dict` / `load_state_dict` save through them; for any other plugin every
 attribute that pickles is saved (progress bars, open files and callables are not state).
@@ -65,6 +67,7 @@ def strategy_state(strategy) -> dict[str, Any]:
     return {
         "optimizer": strategy.optimizer.state_dict(),
         "plugins": [_plugin_state(plugin) for plugin in strategy.plugins],
+        "frozen": [n for n, p in strategy.model.named_parameters() if not p.requires_grad],
     }
 
 
@@ -78,5 +81,8 @@ def load_strategy_state(strategy, state: dict[str, Any]) -> None:
             f"{kinds}: resume with the same clearn version and options"
         )
     strategy.optimizer.load_state_dict(state["optimizer"])
+    frozen = set(state["frozen"])
+    for name, parameter in strategy.model.named_parameters():
+        parameter.requires_grad_(name not in frozen)
     for plugin, saved in zip(strategy.plugins, state["plugins"], strict=True):
         _load_plugin_state(plugin, saved)

@@ -9,9 +9,12 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
+from clearn.app import experiment
+from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import RunConfig
-from clearn.app.experiment import run_experiment
+from clearn.app.experiment import CHECKPOINT, run_experiment
 from clearn.app.run_folder import ResultsExistError, claim_run_folder
 
 STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
@@ -54,42 +57,108 @@ def options(strategy: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_killed_at_a_random_step_of_each_task_and_resumed_gives_the_same_results(
-    strategy, tmp_path
+RESULT_KEYS = ("accuracy_matrix", "acc", "bwt", "forgetting", "capacity", "free_fraction")
+
+
+def run_counting_steps(config: RunConfig, out, monkeypatch) -> tuple[dict, list[int]]:
+    """Run `config` straight through; return its results and each task's optimizer steps."""
+    steps, ends = [0], []
+    original_step, original_save = torch.optim.SGD.step, experiment.save_checkpoint
+
+    def step(self, *args, **kwargs):
+        steps[0] += 1
+        return original_step(self, *args, **kwargs)
+
+    def save(path, state):
+        if not state.get("finished"):
+            ends.append(steps[0])
+        return original_save(path, state)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    monkeypatch.setattr(experiment, "save_checkpoint", save)
+    results = run_experiment(config, out).to_dict()
+    monkeypatch.undo()
+    return results, [end - begin for begin, end in zip([0, *ends], ends, strict=False)]
+
+
+def saved_tasks(out) -> int:
+    """How many tasks the checkpoint in `out` holds (0 without one)."""
+    return len(load_checkpoint(out / CHECKPOINT)["matrix"]) if (out / CHECKPOINT).exists() else 0
+
+
+def stop_points(steps_per_task: list[int], seed: str) -> list[int]:
+    """Where to stop each attempt, counted in optimizer steps from the attempt's start: the
+    first in task 0, then attempt u (which restarts at task u - 1, the last one saved being
+    u - 2) somewhere in task u. Every task is stopped once; all but the first resume from a
+    checkpoint."""
+    rng = random.Random(seed)  # seeded: the same points every time
+    points = [rng.randint(1, steps_per_task[0])]
+    for task in range(1, len(steps_per_task)):
+        points.append(steps_per_task[task - 1] + rng.randint(1, steps_per_task[task]))
+    return points
+
+
+def test_killed_at_a_random_step_of_each_task_resumes_to_the_same_results_and_logs(
+    tmp_path, monkeypatch
 ):
-    straight = cli_run(*options(strategy), "--out", str(tmp_path / "straight"))
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    steps_per_task = 2 * 22  # 2 epochs of 22 minibatches (permuted digits, batch 60)
-    rng = random.Random(strategy)  # seeded: the same kill points every time
+    """SIGKILL (no cleanup, no flush) in a real process, once in each task."""
+    expected, steps = run_counting_steps(
+        RunConfig(**TINY, seed=0), tmp_path / "straight", monkeypatch
+    )
     out = tmp_path / "killed"
-    first = cli_run(*options(strategy), "--out", str(out), kill_at=rng.randint(1, steps_per_task))
-    assert first.returncode == -9
-    units = 1 if strategy == "joint" else 2  # joint trains the whole stream as one unit
-    for _ in range(units):  # resumed and killed again somewhere in the next unit of training
-        again = cli_run("--out", str(out), "--resume", kill_at=rng.randint(1, steps_per_task))
-        assert again.returncode in (0, -9), again.stderr[-2000:]
+    first, *later = stop_points(steps, "epn")
+    assert cli_run(*options("epn"), "--out", str(out), kill_at=first).returncode == -9
+    text_before = (out / "avalanche_log.txt").read_text()
+    assert "Start of training phase" in text_before
+    for point in later:
+        assert cli_run("--out", str(out), "--resume", kill_at=point).returncode == -9
+    assert saved_tasks(out) == len(steps) - 1
     final = cli_run("--out", str(out), "--resume")
     assert final.returncode == 0, final.stderr[-2000:]
-    expected = json.loads((tmp_path / "straight" / "results.json").read_text())
     got = json.loads((out / "results.json").read_text())
-    for key in ("accuracy_matrix", "acc", "bwt", "forgetting", "capacity", "free_fraction"):
+    for key in (*RESULT_KEYS, "avalanche_metrics"):
+        assert got[key] == expected[key], key
+    assert (out / "avalanche_log.txt").read_text().startswith(text_before)
+    csv = (out / "avalanche_csv" / "eval_results.csv").read_text().splitlines()
+    assert len(csv) > 1 + 2  # a header, then rows from before and after the kills
+
+
+class Interrupted(BaseException):
+    """Stops a run mid-step as a signal would (not an Exception: nothing may catch it)."""
+
+
+def interrupt_at(monkeypatch, step: int) -> None:
+    """Make the `step`-th optimizer step from now raise Interrupted."""
+    original, steps = torch.optim.SGD.step, [0]
+
+    def counted(self, *args, **kwargs):
+        steps[0] += 1
+        if steps[0] == step:
+            raise Interrupted
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counted)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_stopped_at_a_random_step_of_each_task_resumes_to_the_same_results(
+    strategy, tmp_path, monkeypatch
+):
+    """Each strategy's own state (importances, old models, masks) survives a checkpoint."""
+    config = RunConfig(**TINY, strategy=strategy, seed=0)
+    expected, steps = run_counting_steps(config, tmp_path / "straight", monkeypatch)
+    out = tmp_path / "stopped"
+    for attempt, point in enumerate(stop_points(steps, strategy)):
+        interrupt_at(monkeypatch, point)
+        with pytest.raises(Interrupted):
+            run_experiment(config, out, resume=attempt > 0)
+        monkeypatch.undo()
+    assert saved_tasks(out) == len(steps) - 1  # the last attempt resumed from a checkpoint
+    got = run_experiment(config, out, resume=True).to_dict()
+    for key in RESULT_KEYS:
         assert got[key] == expected[key], key
     if strategy != "joint":  # Avalanche's own stream metrics, over the whole resumed run
         assert got["avalanche_metrics"] == expected["avalanche_metrics"]
-
-
-def test_a_resumed_run_appends_to_its_logs(tmp_path):
-    out = tmp_path / "run"
-    killed = cli_run(*options("epn"), "--out", str(out), kill_at=50)  # in task 1
-    assert killed.returncode == -9
-    text_before = (out / "avalanche_log.txt").read_text()
-    csv_before = (out / "avalanche_csv" / "eval_results.csv").read_text().splitlines()
-    assert len(csv_before) > 1 and "Start of training phase" in text_before
-    assert cli_run("--out", str(out), "--resume").returncode == 0
-    assert (out / "avalanche_log.txt").read_text().startswith(text_before)
-    csv_after = (out / "avalanche_csv" / "eval_results.csv").read_text().splitlines()
-    assert csv_after[: len(csv_before)] == csv_before and len(csv_after) > len(csv_before)
 
 
 def test_one_run_per_folder(tmp_path):
