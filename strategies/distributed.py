@@ -75,11 +75,16 @@ def check_same_on_every_rank(tensors: Mapping[str, Tensor], *, what: str) -> Non
         dist.broadcast(reference, src=0)
         if not torch.equal(as_bits(reference), as_bits(tensor.detach())):
             differing.append(name)
-    count = torch.tensor([len(differing)], device=next(iter(tensors.values())).device)
-    dist.all_reduce(count, op=dist.ReduceOp.MAX)
-    if int(count.item()):
-        rank = dist.get_rank()
-        raise RanksDivergedError(
-            f"{what} differ between the processes (rank {rank} differs from rank 0 in "
-            f"{', '.join(differing) or 'nothing; another rank does'})"
+    rank, processes = dist.get_rank(), dist.get_world_size()
+    counts = torch.zeros(processes, dtype=torch.long, device=next(iter(tensors.values())).device)
+    counts[rank] = len(differing)
+    dist.all_reduce(counts)
+    diverged = [str(r) for r in range(processes) if counts[r]]
+    if diverged:
+        who = (
+            f"rank {diverged[0]} differs"
+            if len(diverged) == 1
+            else (f"ranks {', '.join(diverged)} differ")
         )
+        where = f" in {', '.join(differing)}" if differing else ""
+        raise RanksDivergedError(f"{what} differ between the processes: {who} from rank 0{where}")

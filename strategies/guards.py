@@ -27,10 +27,12 @@ class FiniteLossPlugin(SupervisedPlugin):
 
 
 class ProgressPlugin(SupervisedPlugin):
-    """A tqdm bar over the minibatches of each training epoch."""
+    """A tqdm bar over the minibatches of each training epoch (none drawn with `hidden`: every
+    process of a distributed run holds the same plugins, one of them draws)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hidden: bool = False) -> None:
         super().__init__()
+        self.hidden = hidden
         self._bar: tqdm | None = None
 
     def before_training_epoch(self, strategy, **kwargs) -> None:
@@ -47,6 +49,7 @@ class ProgressPlugin(SupervisedPlugin):
             unit="batch",
             leave=False,
             mininterval=0.5,
+            disable=self.hidden,
         )
 
     def after_training_iteration(self, strategy, **kwargs) -> None:

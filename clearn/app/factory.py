@@ -101,8 +101,8 @@ def assemble(
         )
         plugins.append(plateau_stop)
     plugins.append(FiniteLossPlugin())
-    if process_rank()[0] == 0:  # one progress bar for a run over several processes
-        plugins.append(ProgressPlugin())
+    # One bar for a run over several processes; the same plugins on each, as checkpoints hold.
+    plugins.append(ProgressPlugin(hidden=process_rank()[0] != 0))
     plugins += extra_plugins or []
     model.to(device)
     optimizer = make_optimizer(config, model.parameters())

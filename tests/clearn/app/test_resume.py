@@ -11,7 +11,6 @@ import textwrap
 import pytest
 import torch
 
-from clearn.app import experiment
 from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT, run_experiment
@@ -60,27 +59,6 @@ def options(strategy: str) -> list[str]:
 RESULT_KEYS = ("accuracy_matrix", "acc", "bwt", "forgetting", "capacity", "free_fraction")
 
 
-def run_counting_steps(config: RunConfig, out, monkeypatch) -> tuple[dict, list[int]]:
-    """Run `config` straight through; return its results and each task's optimizer steps."""
-    steps, ends = [0], []
-    original_step, original_save = torch.optim.SGD.step, experiment.save_checkpoint
-
-    def step(self, *args, **kwargs):
-        steps[0] += 1
-        return original_step(self, *args, **kwargs)
-
-    def save(path, state):
-        if not state.get("finished"):
-            ends.append(steps[0])
-        return original_save(path, state)
-
-    monkeypatch.setattr(torch.optim.SGD, "step", step)
-    monkeypatch.setattr(experiment, "save_checkpoint", save)
-    results = run_experiment(config, out).to_dict()
-    monkeypatch.undo()
-    return results, [end - begin for begin, end in zip([0, *ends], ends, strict=False)]
-
-
 def saved_tasks(out) -> int:
     """How many tasks the checkpoint in `out` holds (0 without one)."""
     return len(load_checkpoint(out / CHECKPOINT)["matrix"]) if (out / CHECKPOINT).exists() else 0
@@ -99,12 +77,10 @@ def stop_points(steps_per_task: list[int], seed: str) -> list[int]:
 
 
 def test_killed_at_a_random_step_of_each_task_resumes_to_the_same_results_and_logs(
-    tmp_path, monkeypatch
+    tmp_path, run_counting_steps
 ):
     """SIGKILL (no cleanup, no flush) in a real process, once in each task."""
-    expected, steps = run_counting_steps(
-        RunConfig(**TINY, seed=0), tmp_path / "straight", monkeypatch
-    )
+    expected, steps = run_counting_steps(RunConfig(**TINY, seed=0), tmp_path / "straight")
     out = tmp_path / "killed"
     first, *later = stop_points(steps, "epn")
     assert cli_run(*options("epn"), "--out", str(out), kill_at=first).returncode == -9
@@ -142,11 +118,11 @@ def interrupt_at(monkeypatch, step: int) -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_stopped_at_a_random_step_of_each_task_resumes_to_the_same_results(
-    strategy, tmp_path, monkeypatch
+    strategy, tmp_path, monkeypatch, run_counting_steps
 ):
     """Each strategy's own state (importances, old models, masks) survives a checkpoint."""
     config = RunConfig(**TINY, strategy=strategy, seed=0)
-    expected, steps = run_counting_steps(config, tmp_path / "straight", monkeypatch)
+    expected, steps = run_counting_steps(config, tmp_path / "straight")
     out = tmp_path / "stopped"
     for attempt, point in enumerate(stop_points(steps, strategy)):
         interrupt_at(monkeypatch, point)
