@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clearn.app.config import RunConfig
-from clearn.app.experiment import run_or_reuse
+from clearn.app.executors import RunFailure, RunJob, run_jobs
 from clearn.app.io import write_json_atomic
 from clearn.app.results import RunResult
 
@@ -51,19 +48,6 @@ def main(run: Callable[..., Any], description: str | None) -> None:
     run(quick=parser.parse_args().quick)
 
 
-@contextlib.contextmanager
-def _worker_environment() -> Iterator[None]:
-    """Environment the spawned workers inherit: one thread each, no progress bars (tqdm
-    reads its settings at import, so they must be in the environment before the spawn)."""
-    saved = dict(os.environ)
-    os.environ.update(OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @dataclass(frozen=True)
 class Diverged:
     """A run whose loss went NaN or infinite (its last good checkpoint is kept)."""
@@ -75,25 +59,23 @@ def run_all(
     runs: Mapping[Hashable, tuple[RunConfig, Path]], *, jobs: int = 2
 ) -> dict[Hashable, RunResult | Diverged]:
     """`run_or_reuse` every (config, folder), `jobs` at a time in worker processes of one
-    thread each (on a small CPU two single-threaded MLP runs train faster than one run on
-    two threads); prints a line per finished run. Times are per run, under that load. A run
-    whose loss diverges gives a Diverged record, and the others go on."""
-    results = {}
-    with (
-        _worker_environment(),
-        ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool,
-    ):
-        futures = {pool.submit(run_or_reuse, *run): key for key, run in runs.items()}
-        for future in as_completed(futures):
-            key = futures[future]
-            try:
-                results[key] = done = future.result()
-            except FloatingPointError as error:  # one diverging run must not lose the others
-                results[key] = Diverged(str(error))
-                print(f"  {runs[key][1]}: diverged ({error})", flush=True)
-                continue
-            print(
-                f"  {runs[key][1]}: ACC {100 * done.acc:.1f}%, {done.train_seconds:.0f} s",
-                flush=True,
-            )
+    thread each (`clearn sweep`'s local executor; on a small CPU two single-threaded MLP runs
+    train faster than one run on two threads); prints a line per finished run. Times are per
+    run, under that load. A run whose loss diverges gives a Diverged record, and the others
+    go on; any other failure stops the benchmark."""
+    keys = list(runs)
+    results: dict[Hashable, RunResult | Diverged] = {}
+    outcomes = run_jobs([RunJob(*runs[key]) for key in keys], workers=jobs)
+    for index, outcome in outcomes:
+        key, folder = keys[index], runs[keys[index]][1]
+        if isinstance(outcome, RunFailure):
+            if not outcome.diverged:
+                raise RuntimeError(f"{folder}: {outcome.error}")
+            results[key] = Diverged(outcome.error)
+            print(f"  {folder}: diverged ({outcome.error})", flush=True)
+            continue
+        results[key] = outcome
+        print(
+            f"  {folder}: ACC {100 * outcome.acc:.1f}%, {outcome.train_seconds:.0f} s", flush=True
+        )
     return results

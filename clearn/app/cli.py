@@ -309,9 +309,17 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
         "--executor",
         choices=EXECUTORS,
         default="local",
-        help="local: the runs one after another in this process; ray: each run a Ray task "
+        help="local: --workers processes on this machine; ray: each run a Ray task "
         "(pip install 'clearn[ray]'), on a local Ray instance unless --ray-address or "
-        "RAY_ADDRESS names a cluster",
+        "RAY_ADDRESS names a cluster. Either way every run has one torch thread, so that "
+        "both give the same figures",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at a time with --executor local (default: one per CPU; 1: one after "
+        "another in this process)",
     )
     parser.add_argument("--ray-address", help="address of a Ray cluster (ray.init's address)")
     parser.set_defaults(handler=_sweep)
@@ -328,7 +336,12 @@ def _sweep(args: argparse.Namespace) -> None:
     if args.seeds:
         grid["seed"] = args.seeds
     points, failed = run_sweep(
-        base, grid, args.out, executor=args.executor, ray_address=args.ray_address
+        base,
+        grid,
+        args.out,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
     )
     if points:
         print(sweep_table(points))

@@ -1,13 +1,21 @@
-"""Where a sweep's runs execute: one after another in this process, or as Ray tasks.
+"""Where a sweep's runs execute: worker processes on this machine, or Ray tasks.
 
-Ray does the scheduling, the placement and the transport (a run is one Ray task asking for
-one CPU); clearn only hands it the runs and reads back their results. Ray is an optional
-extra (`pip install 'clearn[ray]'`).
+Every run gets one torch thread, whichever executor runs it: CPU matmuls sum in another order
+with another number of threads, so a run's figures would otherwise depend on where it ran.
+The local executor is `concurrent.futures`' process pool (spawned workers); Ray does the
+scheduling, the placement and the transport (a run is one Ray task asking for one CPU).
+clearn only hands them the runs and reads back their results. Ray is an optional extra
+(`pip install 'clearn[ray]'`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +35,8 @@ __all__ = ["EXECUTORS", "RunFailure", "RunJob", "run_jobs"]
 EXECUTORS = ("local", "ray")
 """The executors `clearn sweep --executor` offers; local is the default."""
 
-CPUS_PER_RAY_RUN = 1
-"""CPUs each Ray task asks for, and the torch threads its run uses."""
+THREADS_PER_RUN = 1
+"""Torch threads of every run (and the CPUs each Ray task asks for)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class RunFailure:
 
     error: str
     """The error, as one line: its type and message."""
+    diverged: bool = False
+    """Whether the run's loss went NaN or infinite (FloatingPointError)."""
 
 
 Outcome = RunResult | RunFailure
@@ -54,19 +64,54 @@ def _run(job: RunJob) -> Outcome:
     try:
         return run_or_reuse(job.config, job.folder)
     except Exception as error:  # one run's failure is reported; the other runs go on
-        return RunFailure(f"{type(error).__name__}: {error}")
+        return RunFailure(
+            f"{type(error).__name__}: {error}", diverged=isinstance(error, FloatingPointError)
+        )
 
 
-def _run_in_ray_worker(job: RunJob) -> Outcome:
-    """A Ray task: one run with as many torch threads as CPUs the task was given (two torch
-    processes with default threads on shared cores slow each other by orders of magnitude)."""
-    torch.set_num_threads(CPUS_PER_RAY_RUN)
-    return _run(job)
+def _run_with_one_thread(job: RunJob) -> Outcome:
+    """One run with THREADS_PER_RUN torch threads (two torch processes with default threads
+    on shared cores also slow each other by orders of magnitude)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS_PER_RUN)
+    try:
+        return _run(job)
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _local(jobs: Sequence[RunJob]) -> Iterator[tuple[int, Outcome]]:
-    for index, job in enumerate(jobs):
-        yield index, _run(job)
+@contextlib.contextmanager
+def _worker_environment() -> Iterator[None]:
+    """Environment spawned workers inherit: one thread each, no progress bars (tqdm reads
+    its settings at import, so they must be in the environment before the spawn)."""
+    saved = dict(os.environ)
+    os.environ.update(OMP_NUM_THREADS=str(THREADS_PER_RUN), TQDM_DISABLE="1")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _local(jobs: Sequence[RunJob], workers: int) -> Iterator[tuple[int, Outcome]]:
+    if workers == 1:  # no pool to start: the runs one after another in this process
+        for index, job in enumerate(jobs):
+            yield index, _run_with_one_thread(job)
+        return
+    with (
+        _worker_environment(),
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
+        futures = {pool.submit(_run_with_one_thread, job): index for index, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield futures[future], future.result()
+                except BrokenProcessPool as error:  # a worker was killed (out of memory...)
+                    yield futures[future], RunFailure(f"BrokenProcessPool: {error}")
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def _on_ray(jobs: Sequence[RunJob], address: str | None) -> Iterator[tuple[int, Outcome]]:
@@ -74,7 +119,7 @@ def _on_ray(jobs: Sequence[RunJob], address: str | None) -> Iterator[tuple[int, 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=CPUS_PER_RAY_RUN, max_retries=0)(_run_in_ray_worker)
+    task = ray.remote(num_cpus=THREADS_PER_RUN, max_retries=0)(_run_with_one_thread)
     pending = {task.remote(job): index for index, job in enumerate(jobs)}
     try:
         while pending:
@@ -92,14 +137,21 @@ def _on_ray(jobs: Sequence[RunJob], address: str | None) -> Iterator[tuple[int, 
 
 
 def run_jobs(
-    jobs: Sequence[RunJob], *, executor: str = "local", ray_address: str | None = None
+    jobs: Sequence[RunJob],
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> Iterator[tuple[int, Outcome]]:
-    """Run every job; yield (its index in `jobs`, its result or failure) as each finishes
-    (in order with "local", in order of completion with "ray")."""
+    """Run every job, each with one torch thread; yield (its index in `jobs`, its result or
+    failure) as each finishes. "local": `workers` processes (default: one per CPU; 1 runs
+    them one after another in this process); "ray": Ray tasks."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     if executor == "local":
-        return _local(jobs)
+        return _local(jobs, min(workers or os.cpu_count() or 1, max(len(jobs), 1)))
     if ray is None:
         raise ValueError("--executor ray needs Ray: pip install 'clearn[ray]'")
     return _on_ray(jobs, ray_address)

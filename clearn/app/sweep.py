@@ -25,6 +25,7 @@ __all__ = ["RESULT_KEYS", "SweepFailedError", "run_sweep", "seed_means", "sweep_
 class SweepFailedError(RuntimeError):
     """Some runs of a sweep failed; the others finished and are kept."""
 
+
 RESULT_KEYS = ("acc", "capacity_used", "free_fraction", "train_seconds", "folder")
 """Keys of a sweep point that hold results; every other key is a run option."""
 
@@ -53,15 +54,16 @@ def run_sweep(
     out: str | Path,
     *,
     executor: str = "local",
+    workers: int | None = None,
     ray_address: str | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Run `base` with every combination of `grid` (RunConfig field → values) under `out`.
 
     Finished runs are read back instead of run again, so an interrupted sweep resumes; a
-    half-finished run resumes from its checkpoint. `executor` "local" runs them one after
-    another here, "ray" as Ray tasks (`executors`). A run that fails is reported and the
-    others go on. Writes sweep.json (points in grid order, and the failures), sweep.md,
-    frontier.png; returns the points and the failures.
+    half-finished run resumes from its checkpoint. `executor` "local" runs them in `workers`
+    processes here, "ray" as Ray tasks (`executors`), each with one torch thread. A run that
+    fails is reported and the others go on. Writes sweep.json (points in grid order, and the
+    failures), sweep.md, frontier.png; returns the points and the failures.
     """
     out = Path(out)
     keys = list(grid)
@@ -78,7 +80,7 @@ def run_sweep(
     ]
     for job in jobs:
         check_reusable(job.config, job.folder)
-    outcomes = run_jobs(jobs, executor=executor, ray_address=ray_address)
+    outcomes = run_jobs(jobs, executor=executor, workers=workers, ray_address=ray_address)
     out.mkdir(parents=True, exist_ok=True)
     finished: dict[int, dict[str, Any]] = {}
     failed: dict[int, dict[str, Any]] = {}

@@ -11,7 +11,7 @@ from clearn.app.sweep import run_sweep, seed_means, sweep_table
 
 def test_sweep_runs_the_grid_draws_the_frontier_and_reuses_finished_runs(tmp_path):
     base = RunConfig(scenario="split-digits", tasks=2, epochs=1, hidden=[32])
-    points, failed = run_sweep(base, {"alpha": [1.0], "gamma": [0.9, 1.0]}, tmp_path)
+    points, failed = run_sweep(base, {"alpha": [1.0], "gamma": [0.9, 1.0]}, tmp_path, workers=1)
     assert failed == []
     assert [(p["alpha"], p["gamma"]) for p in points] == [(1.0, 0.9), (1.0, 1.0)]
     assert all(0 < p["capacity_used"] <= 1 for p in points)
@@ -27,7 +27,7 @@ def test_sweep_runs_the_grid_draws_the_frontier_and_reuses_finished_runs(tmp_pat
         assert (tmp_path / name).is_file()
     results = tmp_path / "alpha-1_gamma-0.9" / "results.json"
     stamp = results.stat().st_mtime_ns
-    again, _ = run_sweep(base, {"alpha": [1.0], "gamma": [0.9, 1.0]}, tmp_path)
+    again, _ = run_sweep(base, {"alpha": [1.0], "gamma": [0.9, 1.0]}, tmp_path, workers=1)
     assert results.stat().st_mtime_ns == stamp
     assert [p["acc"] for p in again] == [p["acc"] for p in points]
     assert len(json.loads((tmp_path / "sweep.json").read_text())["points"]) == 2
@@ -74,7 +74,7 @@ def test_seed_means_average_each_setting_over_its_seeds_only():
 def test_sweep_over_seeds_and_a_varied_option_writes_seed_means(tmp_path):
     base = RunConfig(scenario="split-digits", tasks=2, epochs=1, hidden=[16])
     grid = {"alpha": [2.0], "free_weights": ["redraw", "keep"], "gamma": [0.9], "seed": [0, 1]}
-    points, _ = run_sweep(base, grid, tmp_path)
+    points, _ = run_sweep(base, grid, tmp_path, workers=1)
     assert len(points) == 4
     assert (tmp_path / "alpha-2_free_weights-keep_gamma-0.9_seed-1" / "results.json").is_file()
     table = (tmp_path / "sweep.md").read_text()
