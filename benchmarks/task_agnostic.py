@@ -5,8 +5,10 @@ Trains the default `epn` on permuted Fashion-MNIST (10 tasks) and split Fashion-
 tasks) — the digits with --quick — then answers each task's test set without task labels:
 per example (lowest normalised entropy among the trained tasks' heads), and per batch of 16
 and 128 examples known to share a task. Cost: one task-agnostic answer of a batch of 128 vs
-one task-aware forward pass of it. Per batch, two ways: the summed entropies of every task's
-view, and SupSup's one-shot gradient of the entropy of all views superposed.
+one task-aware forward pass of it. Per example, two ways: the lowest entropy, and the
+likeliest task under each task's diagonal Gaussian of its training inputs. Per batch, three:
+the summed entropies of every task's view, SupSup's one-shot gradient of the entropy of all
+views superposed, and the inputs' summed log-likelihoods.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from scenarios.datasets import DEBIAN_FASHION_MNIST
 from scenarios.streams import build_stream
 
 BATCHES = (16, 128)
-METHODS = ("batch", "one-shot")
-"""Batch-level inference: summed entropies of every task's view, or SupSup's one-shot."""
+EXAMPLE_METHODS = ("example", "inputs")
+"""Per example: lowest entropy, or likeliest inputs."""
+METHODS = ("batch", "one-shot", "inputs-batch")
+"""Batch-level inference: summed entropies of every task's view, SupSup's one-shot, or the
+inputs' summed log-likelihoods."""
 
 
 def _network(config: RunConfig, folder) -> tuple[TaskNetwork, object]:
@@ -59,7 +64,7 @@ def _scores(network: TaskNetwork, inputs: torch.Tensor, labels: torch.Tensor, ta
 
 def _study(network: TaskNetwork, stream) -> dict:
     rows = {}
-    settings = [("example", None, "example")]
+    settings = [(method, None, method) for method in EXAMPLE_METHODS]
     settings += [(f"{method} {size}", size, method) for method in METHODS for size in BATCHES]
     for name, batch, method in settings:
         per_task = []
@@ -74,7 +79,7 @@ def _study(network: TaskNetwork, stream) -> dict:
     split = stream.test[0]
     inputs = split.inputs(torch.arange(min(128, len(split))))
     aware = median_seconds(lambda: network(inputs, 0), repeats=5, calls=5)
-    for method in METHODS:
+    for method in (*EXAMPLE_METHODS, *METHODS):
         spent = median_seconds(
             lambda m=method: network.infer_task(inputs, method=m), repeats=5, calls=5
         )
@@ -102,21 +107,24 @@ def run(*, quick: bool = False) -> dict:
         network, stream = _network(config, folder)
         figures[scenario] = found = _study(network, stream)
         aware = found["example"]["task_aware_acc"]
-        settings = ["example", *(f"{m} {b}" for m in METHODS for b in BATCHES)]
+        settings = [*EXAMPLE_METHODS, *(f"{m} {b}" for m in METHODS for b in BATCHES)]
         body.append(
             [scenario, stream.n_tasks, percent(aware)]
             + [
                 f"{percent(found[k]['task_id_acc'])} / {percent(found[k]['task_agnostic_acc'])}"
                 for k in settings
             ]
-            + [f"{found['batch 16']['task_agnostic_acc'] - aware:+.3f}"]
-            + [f"{found[f'cost_ratio_{m}_128']:.1f}" for m in METHODS]
+            + [
+                f"{max(found[f'{m} 16']['task_agnostic_acc'] for m in METHODS) - aware:+.3f}"
+            ]
+            + [f"{found[f'cost_ratio_{m}_128']:.1f}" for m in (*EXAMPLE_METHODS, *METHODS)]
         )
     header = [
-        "stream", "tasks", "task-aware ACC %", "per example: task-id % / ACC %",
+        "stream", "tasks", "task-aware ACC %",
+        *(f"{m} (per example): task-id % / ACC %" for m in EXAMPLE_METHODS),
         *(f"{m} {b}" for m in METHODS for b in BATCHES),
-        "batch-16 ACC − task-aware (target ≥ −0.010)",
-        *(f"{m}: cost vs task-aware pass" for m in METHODS),
+        "best batch-16 ACC − task-aware (target ≥ −0.010)",
+        *(f"{m}: cost vs task-aware pass" for m in (*EXAMPLE_METHODS, *METHODS)),
     ]
     print(markdown_table(header, body))
     save_result("task_agnostic", figures)

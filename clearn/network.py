@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,14 +17,20 @@ from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_lay
 from clearn.task_mask import FREE, TaskMask, add_task_masks
 from clearn.task_norm import TaskBatchNorm, add_task_norms
 
-__all__ = ["TaskGuess", "TaskNetwork", "UnknownTaskError", "task_agnostic_logits"]
+__all__ = ["METHODS", "TaskGuess", "TaskNetwork", "UnknownTaskError", "task_agnostic_logits"]
 
 
 class UnknownTaskError(ValueError):
     """A query named a task that the network has not been trained on."""
 
 
-Method = Literal["example", "batch", "one-shot"]
+Method = Literal["example", "batch", "one-shot", "inputs", "inputs-batch"]
+METHODS: tuple[str, ...] = ("example", "batch", "one-shot", "inputs", "inputs-batch")
+
+VARIANCE_FLOOR = 0.01
+"""Added to each input feature's variance, as a share of the task's mean variance: a feature
+that never varied in a task's data (a border pixel) would otherwise rule out that task for
+any input where it differs by a hair."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,9 @@ class TaskGuess:
     tasks: Tensor
     """Task of each example (the same for all with method "batch")."""
     confidence: Tensor
-    """Normalised-entropy margin between the best and the second-best task, in [0, 1]
-    (1 when one task was trained)."""
+    """In [0, 1], 1 when one task was trained. Entropy methods: the normalised-entropy margin
+    between the best and the second-best task; input methods: the found task's posterior
+    probability under equal priors."""
     logits: list[Tensor | None]
     """Logits of each trained task's view and head, by task (one-shot: only the inferred
     task's; None for the others)."""
@@ -131,6 +138,9 @@ class TaskNetwork(nn.Module):
         self.training_task: int | None = None
         """Task being trained now, whose queries also see free weights; None between tasks."""
         self._see_free = False
+        self.input_statistics: dict[int, tuple[Tensor, Tensor]] = {}
+        """Per task, the mean and variance of each input feature over its training inputs
+        (`record_inputs`), on the CPU: what the "inputs" task inference compares with."""
 
     @torch.no_grad()
     def add_head(self, classes: int, *, example: Tensor | None = None) -> int:
@@ -177,6 +187,7 @@ class TaskNetwork(nn.Module):
             "trained_tasks": self.trained_tasks,
             "alpha": self.alpha,
             "feature_size": self.feature_size,
+            "input_statistics": self.input_statistics,
         }
 
     def set_extra_state(self, state: dict) -> None:
@@ -187,6 +198,7 @@ class TaskNetwork(nn.Module):
             )
         self.trained_tasks = int(state["trained_tasks"])
         self.feature_size = state.get("feature_size", self.feature_size)
+        self.input_statistics = dict(state.get("input_statistics", {}))
 
     def show_free_weights(self, visible: bool) -> None:
         """While task `training_task` trains, its queries see free weights (True) or not."""
@@ -232,6 +244,56 @@ class TaskNetwork(nn.Module):
         return head(features)
 
     @torch.no_grad()
+    def record_inputs(self, task: int, batches: Iterable[Tensor]) -> None:
+        """Keep the mean and variance of every input feature over task `task`'s training
+        inputs (two numbers per input feature; recording again replaces them), for the
+        "inputs" task inference."""
+        count, total, squares = 0, None, None
+        for batch in batches:
+            flat = batch.flatten(1).double()
+            count += len(flat)
+            total = flat.sum(0) if total is None else total + flat.sum(0)
+            squares = (flat**2).sum(0) if squares is None else squares + (flat**2).sum(0)
+        if count == 0:
+            raise ValueError(f"no inputs given to record for task {task}")
+        mean = total / count
+        variance = (squares / count - mean**2).clamp_min(0)
+        self.input_statistics[task] = (mean.float().cpu(), variance.float().cpu())
+
+    def _input_log_likelihood(self, inputs: Tensor) -> Tensor:
+        """(examples, trained tasks): each example's log-likelihood under each task's
+        diagonal Gaussian of its inputs."""
+        missing = [t for t in range(self.trained_tasks) if t not in self.input_statistics]
+        if missing:
+            raise ValueError(
+                f"tasks {missing} have no input statistics: record them with "
+                f"network.record_inputs(task, batches) (EfficientPackNet does after each task)"
+            )
+        flat = inputs.flatten(1).float()
+        scores = []
+        for task in range(self.trained_tasks):
+            mean, variance = (s.to(flat.device) for s in self.input_statistics[task])
+            if mean.shape[0] != flat.shape[1]:
+                raise ValueError(
+                    f"task {task}'s inputs had {mean.shape[0]} features, these have "
+                    f"{flat.shape[1]}"
+                )
+            variance = variance + VARIANCE_FLOOR * variance.mean().clamp_min(1e-12)
+            scores.append(-0.5 * (((flat - mean) ** 2) / variance + variance.log()).sum(1))
+        return torch.stack(scores, 1)
+
+    def _infer_task_from_inputs(self, inputs: Tensor, *, per_batch: bool) -> TaskGuess:
+        likelihood = self._input_log_likelihood(inputs)
+        if per_batch:
+            likelihood = likelihood.sum(0, keepdim=True).expand_as(likelihood)
+        posterior = torch.softmax(likelihood.double(), 1)
+        confidence, tasks = posterior.max(1)
+        logits: list[Tensor | None] = [None] * self.trained_tasks
+        for task in tasks.unique().tolist():
+            logits[task] = self.forward_task(inputs, task)
+        return TaskGuess(tasks=tasks, confidence=confidence.float(), logits=logits)
+
+    @torch.no_grad()
     def infer_task(self, inputs: Tensor, *, method: Method = "example") -> TaskGuess:
         """Guess the task of each example among the trained tasks, with a confidence.
 
@@ -242,12 +304,17 @@ class TaskNetwork(nn.Module):
         one task; both cost one forward pass per trained task. "one-shot" (a batch from one
         task) takes SupSup's gradient of the entropy of all views superposed: one forward and
         one backward pass to find the task, then the found task's pass (confidence 1: the
-        gradient gives no margin).
+        gradient gives no margin). "inputs" (per example) and "inputs-batch" (a batch from one
+        task, log-likelihoods summed) take the task under whose diagonal Gaussian of its
+        training inputs (`record_inputs`) the input is most likely: no pass per task, then
+        the found tasks' passes.
         """
-        if method not in ("example", "batch", "one-shot"):
-            raise ValueError(f"method must be 'example', 'batch' or 'one-shot', got {method!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if self.trained_tasks == 0:
             raise UnknownTaskError("no task is trained yet: there is no task to infer")
+        if method in ("inputs", "inputs-batch"):
+            return self._infer_task_from_inputs(inputs, per_batch=method == "inputs-batch")
         if method == "one-shot":
             found = self._one_shot_task(inputs)
             tasks = torch.full((len(inputs),), found, dtype=torch.long)

@@ -249,6 +249,9 @@ class PackingPlugin(SupervisedPlugin):
         retraining_kept = self._keep_retraining_if_it_helped(strategy)
         self._seconds["search"] += time.perf_counter() - began
         task = self.packer.task
+        # Its training inputs' statistics, for task-agnostic inference by inputs: one pass
+        # over the task's training batches, no forward pass.
+        self.network.record_inputs(task, (batch[0] for batch in strategy.dataloader))
         self.packer.end_task()
         capacity = self.network.capacity()
         kept, unpruned, pruned, evaluations = self._packed

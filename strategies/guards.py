@@ -37,6 +37,8 @@ class ProgressPlugin(SupervisedPlugin):
 
     def before_training_epoch(self, strategy, **kwargs) -> None:
         self._close()  # an epoch that stopped early (early stopping) left its bar open
+        if self.hidden:
+            return
         task = strategy.experience.task_label
         epoch = strategy.clock.train_exp_epochs + 1
         try:
@@ -49,7 +51,6 @@ class ProgressPlugin(SupervisedPlugin):
             unit="batch",
             leave=False,
             mininterval=0.5,
-            disable=self.hidden,
         )
 
     def after_training_iteration(self, strategy, **kwargs) -> None:

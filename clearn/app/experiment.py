@@ -239,7 +239,8 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
             unit="task",
             initial=start_task,
             total=total if config.strategy != "joint" else 1,
-            disable=quiet,
+            # Passed only to hide it: an explicit disable=False would override TQDM_DISABLE.
+            **({"disable": True} if quiet else {}),
         )
         for task, experience in progress:
             began = time.perf_counter()

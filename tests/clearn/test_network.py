@@ -83,3 +83,62 @@ def test_one_shot_inference_takes_the_task_whose_view_lowers_the_mixed_entropy(c
     guess = net.infer_task(torch.randn(8, 4), method="one-shot")
     assert guess.tasks.tolist() == [certain] * 8
     assert all(mask.superposition is None for mask in net.masks.values())
+
+
+def two_input_distributions(net: TaskNetwork) -> tuple[torch.Tensor, torch.Tensor]:
+    """Record task 0 on inputs around -2 and task 1 on inputs around +2 (feature 3 constant
+    in task 0); return fresh inputs drawn from each."""
+    generator = torch.Generator().manual_seed(1)
+    task_0 = torch.randn(200, 4, generator=generator) - 2
+    task_0[:, 3] = 0.0
+    task_1 = torch.randn(200, 4, generator=generator) + 2
+    net.record_inputs(0, task_0.split(64))  # in batches, as a data loader gives them
+    net.record_inputs(1, task_1.split(64))
+    fresh_0 = torch.randn(8, 4, generator=generator) - 2
+    fresh_0[:, 3] = 0.0
+    return fresh_0, torch.randn(8, 4, generator=generator) + 2
+
+
+def test_input_statistics_are_the_mean_and_variance_over_all_batches():
+    net = network()
+    inputs = torch.randn(100, 2, 2, dtype=torch.float64)
+    net.record_inputs(0, inputs.split(30))
+    mean, variance = net.input_statistics[0]
+    assert torch.allclose(mean.double(), inputs.flatten(1).mean(0), atol=1e-6)
+    assert torch.allclose(variance.double(), inputs.flatten(1).var(0, unbiased=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["inputs", "inputs-batch"])
+def test_inference_by_inputs_finds_the_task_whose_inputs_look_alike(method):
+    net = network()
+    from_0, from_1 = two_input_distributions(net)
+    for task, inputs in ((0, from_0), (1, from_1)):
+        guess = net.infer_task(inputs, method=method)
+        assert guess.tasks.tolist() == [task] * 8
+        assert bool((guess.confidence > 0.5).all() & (guess.confidence <= 1).all())
+        assert torch.equal(guess.logits[task], net(inputs, task))
+        assert guess.logits[1 - task] is None  # no pass for a task that was not found
+
+
+def test_a_batch_is_given_the_task_its_examples_favour_together():
+    net = network()
+    from_0, from_1 = two_input_distributions(net)
+    mixed = torch.cat([from_0[:6], from_1[:2]])
+    assert net.infer_task(mixed, method="inputs").tasks.tolist() == [0] * 6 + [1] * 2
+    assert net.infer_task(mixed, method="inputs-batch").tasks.tolist() == [0] * 8
+
+
+def test_input_statistics_survive_a_state_dict_and_are_needed_for_every_task():
+    net = network()
+    two_input_distributions(net)
+    copy = network()
+    copy.load_state_dict(net.state_dict())
+    for task in (0, 1):
+        for saved, loaded in zip(net.input_statistics[task], copy.input_statistics[task],
+                                 strict=True):
+            assert torch.equal(saved, loaded)
+    del copy.input_statistics[1]
+    with pytest.raises(ValueError, match=r"tasks \[1\] have no input statistics"):
+        copy.infer_task(torch.zeros(2, 4), method="inputs")
+    with pytest.raises(ValueError, match="no inputs given to record for task 0"):
+        copy.record_inputs(0, [])

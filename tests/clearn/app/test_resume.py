@@ -91,6 +91,7 @@ def test_killed_at_a_random_step_of_each_task_resumes_to_the_same_results_and_lo
     assert saved_tasks(out) == len(steps) - 1
     final = cli_run("--out", str(out), "--resume")
     assert final.returncode == 0, final.stderr[-2000:]
+    assert "task/s" not in final.stderr and "batch/s" not in final.stderr  # TQDM_DISABLE=1
     got = json.loads((out / "results.json").read_text())
     for key in (*RESULT_KEYS, "avalanche_metrics"):
         assert got[key] == expected[key], key
