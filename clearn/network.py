@@ -294,8 +294,12 @@ class TaskNetwork(nn.Module):
         return TaskGuess(tasks=tasks, confidence=confidence.float(), logits=logits)
 
     @torch.no_grad()
-    def infer_task(self, inputs: Tensor, *, method: Method = "example") -> TaskGuess:
+    def infer_task(self, inputs: Tensor, *, method: Method | None = None) -> TaskGuess:
         """Guess the task of each example among the trained tasks, with a confidence.
+
+        `method` None: "inputs" where every trained task has its input statistics (as
+        EfficientPackNet records them), else "example"; per example, "inputs" found the task
+        more often at a fifth of the cost (README, "Task-agnostic inference").
 
         Each trained task's view answers; the task whose head is most certain — the lowest
         entropy of its softmax, divided by log(classes) so that heads of different widths
@@ -309,6 +313,9 @@ class TaskNetwork(nn.Module):
         training inputs (`record_inputs`) the input is most likely: no pass per task, then
         the found tasks' passes.
         """
+        if method is None:
+            recorded = all(t in self.input_statistics for t in range(self.trained_tasks))
+            method = "inputs" if recorded else "example"
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if self.trained_tasks == 0:

@@ -142,3 +142,13 @@ def test_input_statistics_survive_a_state_dict_and_are_needed_for_every_task():
         copy.infer_task(torch.zeros(2, 4), method="inputs")
     with pytest.raises(ValueError, match="no inputs given to record for task 0"):
         copy.record_inputs(0, [])
+
+
+def test_without_task_labels_the_recorded_inputs_decide_where_every_task_has_them():
+    net = network()
+    from_0, from_1 = two_input_distributions(net)
+    inputs = torch.cat([from_1[:3], from_0[:3]])
+    assert net.infer_task(inputs).tasks.tolist() == [1, 1, 1, 0, 0, 0]
+    assert torch.equal(net(inputs), net(inputs, torch.tensor([1, 1, 1, 0, 0, 0])))
+    del net.input_statistics[0]  # one task without them: the lowest entropy decides
+    assert torch.equal(net.infer_task(inputs).tasks, net.infer_task(inputs, method="example").tasks)
