@@ -38,7 +38,14 @@ inputs' summed log-likelihoods."""
 
 def _network(config: RunConfig, folder) -> tuple[TaskNetwork, object]:
     """The trained network of a finished run, rebuilt from its last checkpoint."""
-    stream = build_stream(config.scenario, n_tasks=config.tasks, seed=config.seed)
+    stream = build_stream(
+        config.scenario,
+        n_tasks=config.tasks,
+        classes_per_task=config.classes_per_task,
+        seed=config.seed,
+        data_root=config.data_root,
+        train_per_class=config.train_per_class,
+    )
     assembled = assemble(config, stream, device=torch.device("cpu"),
                          evaluator=EvaluationPlugin(loggers=[]))
     assembled.model.load_state_dict(load_checkpoint(folder / CHECKPOINT)["model"])

@@ -6,7 +6,7 @@ import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +25,7 @@ class UnknownTaskError(ValueError):
 
 
 Method = Literal["example", "batch", "one-shot", "inputs", "inputs-batch"]
-METHODS: tuple[str, ...] = ("example", "batch", "one-shot", "inputs", "inputs-batch")
+METHODS: tuple[str, ...] = get_args(Method)
 
 VARIANCE_FLOOR = 0.01
 """Added to each input feature's variance, as a share of the task's mean variance: a feature
@@ -44,8 +44,8 @@ class TaskGuess:
     between the best and the second-best task; input methods: the found task's posterior
     probability under equal priors."""
     logits: list[Tensor | None]
-    """Logits of each trained task's view and head, by task (one-shot: only the inferred
-    task's; None for the others)."""
+    """Logits of each trained task's view and head, by task (one-shot and input methods:
+    only the inferred tasks'; None for the others)."""
 
 
 def _normalised_entropy(logits: Tensor) -> Tensor:
