@@ -10,7 +10,7 @@ itself: the checks broadcast rank 0's tensors with torch.distributed and compare
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -20,6 +20,7 @@ from clearn.bits import as_bits
 
 __all__ = [
     "RanksDivergedError",
+    "broadcast_from_rank_0",
     "check_same_on_every_rank",
     "is_distributed",
     "launched_by_torchrun",
@@ -64,6 +65,17 @@ def process_rank() -> tuple[int, int]:
     if not is_distributed():
         return 0, 1
     return dist.get_rank(), dist.get_world_size()
+
+
+def broadcast_from_rank_0(tensors: Sequence[Tensor], *, device: torch.device) -> list[Tensor]:
+    """Rank 0's values of `tensors` on every process, each where it was (sent from
+    `device`: NCCL sends GPU tensors only)."""
+    received = []
+    for tensor in tensors:
+        sent = tensor.detach().to(device).contiguous()
+        dist.broadcast(sent, src=0)
+        received.append(sent.to(tensor.device))
+    return received
 
 
 def check_same_on_every_rank(tensors: Mapping[str, Tensor], *, what: str) -> None:

@@ -23,7 +23,11 @@ from clearn.epn import (
 )
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.callback_dispatch import ListenedCallbacks
-from strategies.distributed import check_same_on_every_rank, is_distributed
+from strategies.distributed import (
+    broadcast_from_rank_0,
+    check_same_on_every_rank,
+    is_distributed,
+)
 from strategies.epn import PackingPlugin
 from strategies.task_model import TaskNetwork
 from strategies.validation import DEFAULT_VALIDATION_SHARE
@@ -135,6 +139,10 @@ class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
         if self._replica is not None:
             self._replica = None
             task = self.packing.reports[-1].task
+            # Each process recorded the input statistics of its own part of the data: rank
+            # 0's are kept on every process, so that every process infers tasks alike.
+            statistics = self.model.input_statistics
+            statistics[task] = tuple(broadcast_from_rank_0(statistics[task], device=self.device))
             check_same_on_every_rank(
                 {
                     **{f"{n}.owner": m.owner for n, m in self.model.masks.items()},

@@ -47,14 +47,20 @@ KILL_RANK_1 = textwrap.dedent(
     """
 )
 
-# Each rank checks tensors that agree, then tensors that rank 1 changed.
+# Each rank receives rank 0's tensors, then checks tensors that agree, then tensors that
+# rank 1 changed.
 RANK_CHECK = textwrap.dedent(
     """
     import os
     import torch
     import torch.distributed as dist
-    from strategies.distributed import RanksDivergedError, check_same_on_every_rank
+    from strategies.distributed import (
+        RanksDivergedError, broadcast_from_rank_0, check_same_on_every_rank
+    )
     dist.init_process_group("gloo")
+    own = [torch.full((3,), float(dist.get_rank())), torch.tensor([dist.get_rank()])]
+    shared = broadcast_from_rank_0(own, device=torch.device("cpu"))
+    print(f"rank {os.environ['RANK']} received {[t.tolist() for t in shared]}")
     same = {"mask": torch.ones(4, dtype=torch.bool), "weight": torch.arange(3.0)}
     check_same_on_every_rank(same, what="masks")
     changed = dict(same, weight=torch.tensor([0.0, 1.0, 2.0 + dist.get_rank()]))
@@ -100,7 +106,7 @@ def test_two_processes_match_one_and_resume_exactly_after_rank_1_is_killed(
         assert again[key] == got[key], key
 
 
-def test_the_rank_check_raises_on_every_rank_when_one_differs(tmp_path):
+def test_rank_0s_tensors_reach_every_rank_and_the_check_raises_on_every_rank(tmp_path):
     script = tmp_path / "rank_check.py"
     script.write_text(RANK_CHECK)
     checked = torchrun(str(script))
@@ -110,6 +116,8 @@ def test_the_rank_check_raises_on_every_rank_when_one_differs(tmp_path):
     assert "rank 0 raised: weights differ between the processes: rank 1 differs from rank 0" \
         in checked.stdout
     assert "masks" not in checked.stdout
+    for rank in (0, 1):
+        assert f"rank {rank} received [[0.0, 0.0, 0.0], [0]]" in checked.stdout
 
 
 def test_strategies_without_data_parallel_training_are_refused_under_torchrun(
