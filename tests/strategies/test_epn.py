@@ -254,3 +254,19 @@ def test_reports_time_the_validation_and_the_search_apart_from_training(stream):
         assert report.search_seconds >= 0.2
         assert report.validation_seconds > 0
         assert report.search_seconds + report.validation_seconds < seconds
+
+
+def test_each_task_records_its_training_inputs_and_unlabelled_tests_find_their_task(stream):
+    network, _, strategy = packing_run(stream, epochs=1)
+    for task, experience in enumerate(stream.benchmark.train_stream):
+        strategy.train(experience, eval_streams=[])
+        mean, variance = network.input_statistics[task]
+        train = stream.train[task]
+        inputs = train.inputs(torch.arange(len(train))).flatten(1)
+        # The training part only (the validation share is held out): close to all of it.
+        assert torch.allclose(mean, inputs.mean(0), atol=0.05 * float(inputs.abs().max()))
+        assert variance.shape == mean.shape == (64,) and bool((variance >= 0).all())
+    network.eval()
+    for task, split in enumerate(stream.test):
+        guess = network.infer_task(split.inputs(torch.arange(len(split))))  # by inputs
+        assert float((guess.tasks == task).float().mean()) > 0.9  # permutations: distinct
