@@ -39,26 +39,21 @@ def test_prune_curve_runs_offline_on_digits(tmp_path):
     assert set(json.loads((out / "prune_curve.json").read_text())["alphas"]) == {"1", "2"}
 
 
-def test_bad_alpha_is_a_one_line_error_with_exit_code_2(tmp_path):
-    done = run_cli("prune-curve", "--alphas", "0.5", "--out", str(tmp_path))
-    assert done.returncode == 2
-    assert "alpha must be a finite number ≥ 1" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_bad_alpha_is_a_one_line_error_with_exit_code_2(tmp_path, cli):
+    code, _, error = cli("prune-curve", "--alphas", "0.5", "--out", str(tmp_path))
+    assert code == 2
+    assert "alpha must be a finite number ≥ 1" in error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
 
 
-def test_missing_data_is_a_one_line_error_saying_where_it_looked(tmp_path):
-    done = run_cli(
-        "prune-curve",
-        "--dataset",
-        "mnist",
-        "--data-root",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "o"),
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert str(tmp_path / "MNIST" / "raw") in done.stderr
+def test_missing_data_is_a_one_line_error_saying_where_it_looked(tmp_path, cli):
+    code, _, error = cli(
+        "prune-curve", "--dataset", "mnist", "--data-root", str(tmp_path),
+        "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert code == 2
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert str(tmp_path / "MNIST" / "raw") in error
 
 
 def test_run_and_sweep_take_every_run_option_with_its_help():

@@ -90,6 +90,8 @@ def test_the_command_line_lists_failed_runs_and_exits_1(tmp_path, capsys):
             "--lrs",
             "0.1",
             "1e30",
+            "--workers",
+            "1",
             "--out",
             str(tmp_path),
         ]
