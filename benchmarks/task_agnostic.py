@@ -22,11 +22,10 @@ from benchmarks.common import RESULTS_DIR, main, median_seconds, run_all, save_r
 from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT
-from clearn.app.factory import assemble
+from clearn.app.factory import assemble, run_stream
 from clearn.app.tables import markdown_table, percent
 from clearn.network import TaskNetwork, task_agnostic_logits
 from scenarios.datasets import DEBIAN_FASHION_MNIST
-from scenarios.streams import build_stream
 
 BATCHES = (16, 128)
 EXAMPLE_METHODS = ("example", "inputs")
@@ -38,14 +37,7 @@ inputs' summed log-likelihoods."""
 
 def _network(config: RunConfig, folder) -> tuple[TaskNetwork, object]:
     """The trained network of a finished run, rebuilt from its last checkpoint."""
-    stream = build_stream(
-        config.scenario,
-        n_tasks=config.tasks,
-        classes_per_task=config.classes_per_task,
-        seed=config.seed,
-        data_root=config.data_root,
-        train_per_class=config.train_per_class,
-    )
+    stream = run_stream(config)
     assembled = assemble(config, stream, device=torch.device("cpu"),
                          evaluator=EvaluationPlugin(loggers=[]))
     assembled.model.load_state_dict(load_checkpoint(folder / CHECKPOINT)["model"])

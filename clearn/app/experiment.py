@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from clearn.app.checkpoint import load_checkpoint, save_checkpoint
 from clearn.app.config import RunConfig, read_config, write_config
-from clearn.app.factory import assemble
+from clearn.app.factory import assemble, run_stream
 from clearn.app.plots import (
     plot_accuracy_matrix,
     plot_capacity,
@@ -38,7 +38,6 @@ from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights
 from clearn.task_mask import FREE
 from clearn.weight_study import magnitude_histogram
-from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 from strategies.capacity_metrics import capacity_metrics, model_capacity
 from strategies.csv_logger import AppendingCSVLogger
@@ -201,15 +200,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
         if config.device == "auto"
         else config.device
     )
-    stream = build_stream(
-        config.scenario,
-        n_tasks=config.tasks,
-        classes_per_task=config.classes_per_task,
-        seed=config.seed,
-        data_root=config.data_root,
-        download=config.download,
-        train_per_class=config.train_per_class,
-    )
+    stream = run_stream(config)
     total = stream.n_tasks
     write_config(config, out / CONFIG_FILE)
     evaluator, log, loggers = _evaluator(out, config)

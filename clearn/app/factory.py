@@ -15,7 +15,7 @@ from torch import nn
 from clearn.app.config import RunConfig
 from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
 from clearn.models import backbone
-from scenarios.streams import TaskStream
+from scenarios.streams import TaskStream, build_stream
 from strategies.distributed import process_rank
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin
@@ -25,7 +25,14 @@ from strategies.plateau_stop import PlateauStopPlugin
 from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
-__all__ = ["BASELINE_DEFAULTS", "PLATEAU_STOPPED", "Assembled", "assemble", "make_optimizer"]
+__all__ = [
+    "BASELINE_DEFAULTS",
+    "PLATEAU_STOPPED",
+    "Assembled",
+    "assemble",
+    "make_optimizer",
+    "run_stream",
+]
 
 BASELINE_DEFAULTS = {"ewc": 100.0, "si": 1.0, "lwf": 1.0}
 """Default λ (ewc, si) and distillation weight α (lwf) when the run gives none. EWC's λ 1000
@@ -50,6 +57,20 @@ class Assembled:
     packing: PackingPlugin | None
     plateau_stop: PlateauStopPlugin | None = None
     """The baselines' validation-plateau stop, None where the strategy has none."""
+
+
+def run_stream(config: RunConfig) -> TaskStream:
+    """The stream `config` names, with its data options (the same tasks, permutations and
+    subsample every time)."""
+    return build_stream(
+        config.scenario,
+        n_tasks=config.tasks,
+        classes_per_task=config.classes_per_task,
+        seed=config.seed,
+        data_root=config.data_root,
+        download=config.download,
+        train_per_class=config.train_per_class,
+    )
 
 
 def make_optimizer(config: RunConfig, parameters) -> torch.optim.Optimizer:
