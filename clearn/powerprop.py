@@ -49,27 +49,38 @@ class _SignedPower(torch.autograd.Function):
     """w = κ·sign(θ)·|θ|^α with ∂w/∂θ = κ·α·|θ|^(α−1).
 
     Written by hand because autograd's own derivative of the product form θ·|θ|^(α−1) is
-    0·∞ = NaN at θ = 0 for 1 < α < 2, and because it costs one pass over the weights per
-    direction fewer: κ·α·|θ|^(α−1) is computed once in the forward pass and reused.
+    0·∞ = NaN at θ = 0 for 1 < α < 2, and to make as few passes over the weights as unfused
+    operations allow (each pass reads and writes the whole layer, which outgrows the cache):
+    |θ|^(α−1) is computed once (one pass when α−1 is an integer: no `abs` for an even power,
+    no `pow` for α = 2), the forward pass multiplies it by κ·θ and the backward pass by κ·α
+    and the incoming gradient, each in one `addcmul` (0 + c·a·b; the constant folded in).
     """
 
     @staticmethod
     def forward(ctx, theta: Tensor, alpha: float, scale: float) -> Tensor:  # noqa: D102
-        slope = theta.abs()
-        if alpha != 2.0:
-            slope.pow_(alpha - 1.0)
-        if scale != 1.0:
-            slope.mul_(scale)
-        weight = theta * slope
-        ctx.save_for_backward(slope.mul_(alpha))
-        return weight
+        power = alpha - 1.0
+        if power == 1.0:
+            slope = theta.abs()
+        elif power.is_integer() and power % 2 == 0:  # an even power needs no abs
+            slope = theta.pow(power)
+        else:
+            slope = theta.abs().pow_(power)
+        ctx.save_for_backward(slope)
+        ctx.factor = scale * alpha
+        if scale == 1.0:
+            return theta * slope
+        return torch.addcmul(theta.new_zeros(()), theta, slope, value=scale)
 
     @staticmethod
     def backward(ctx, grad_weight: Tensor) -> tuple[Tensor, None, None]:  # noqa: D102
         (slope,) = ctx.saved_tensors
-        # Written in θ's own layout (Linear hands over a transposed gradient), so that
-        # AccumulateGrad can take the tensor as it is instead of copying it once more.
-        return torch.mul(grad_weight, slope, out=torch.empty_like(slope)), None, None
+        # In the layout of the gradient, which Linear and Conv hand over in θ's own, so that
+        # AccumulateGrad takes the tensor as it is.
+        return (
+            torch.addcmul(slope.new_zeros(()), grad_weight, slope, value=ctx.factor),
+            None,
+            None,
+        )
 
 
 def step_normalising_scale(alpha: float, typical: float) -> float:
