@@ -14,6 +14,7 @@ from torch import nn
 from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
 from clearn.epn import (
     DEFAULT_GAMMA,
+    DEFAULT_GUARD_EXAMPLES,
     DEFAULT_INIT_SCALE,
     DEFAULT_PRUNE_FRACTION,
     DEFAULT_RETRAIN_EPOCHS,
@@ -25,7 +26,7 @@ from clearn.packing import Phase, TaskPacker
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.experience import task_label
 from strategies.plateau_stop import stop_after_this_epoch
-from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, dataset_batches
+from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, sample_batches
 
 __all__ = ["PackingPlugin", "TaskReport"]
 
@@ -207,7 +208,10 @@ class PackingPlugin(SupervisedPlugin):
         if self.packer.frozen_features:
             kept = 0.0
         elif self.mode == "epn":
-            training_data = dataset_batches(strategy.experience.dataset, strategy.eval_mb_size)
+            training_data = sample_batches(
+                strategy.experience.dataset, strategy.eval_mb_size,
+                examples=DEFAULT_GUARD_EXAMPLES, seed=self.validation.seed + self.packer.task,
+            )
             search = self.packer.search(
                 lambda: self._validation(strategy).accuracy,
                 gamma=self.gamma,

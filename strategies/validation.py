@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -11,7 +13,7 @@ from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
 
-__all__ = ["DEFAULT_VALIDATION_SHARE", "ValidationData", "dataset_batches"]
+__all__ = ["DEFAULT_VALIDATION_SHARE", "ValidationData", "dataset_batches", "sample_batches"]
 
 DEFAULT_VALIDATION_SHARE = 0.1
 """Share of each training experience held out for validation when there is no valid_stream."""
@@ -24,6 +26,21 @@ def dataset_batches(dataset, batch_size: int):
     if split is not None:
         return TensorBatchLoader(split, batch_size=batch_size, shuffle=False)
     return DataLoader(dataset.eval(), batch_size=batch_size)
+
+
+def sample_batches(dataset, batch_size: int, *, examples: int, seed: int):
+    """`dataset_batches` of a fixed random sample of `examples` of the dataset's examples
+    (all of them where it has no more), in the dataset's order; the same for the same seed."""
+    count = len(dataset)
+    if count <= examples:
+        return dataset_batches(dataset, batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(count, generator=generator)[:examples].sort().values
+    split = split_of(dataset)
+    if split is not None:
+        sample = dataclasses.replace(split, rows=split.rows[chosen], labels=split.labels[chosen])
+        return TensorBatchLoader(sample, batch_size=batch_size, shuffle=False)
+    return DataLoader(dataset.eval().subset(chosen.tolist()), batch_size=batch_size)
 
 
 class ValidationData:

@@ -1,0 +1,45 @@
+import torch
+
+from scenarios.streams import build_stream
+from strategies.validation import dataset_batches, sample_batches
+
+
+def _examples(batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every batch's inputs (flattened) and labels, concatenated."""
+    inputs, labels = zip(*((b[0].flatten(1), b[1]) for b in batches), strict=True)
+    return torch.cat(inputs), torch.cat(labels)
+
+
+def _rows_found(sample: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """For each sampled input, the index of the identical row of `whole` (-1 if none)."""
+    same = (sample[:, None, :] == whole[None, :, :]).all(dim=2)
+    return torch.where(same.any(dim=1), same.int().argmax(dim=1), -1)
+
+
+def _check_sample(dataset, examples: int) -> None:
+    whole_inputs, whole_labels = _examples(dataset_batches(dataset, 100))
+    inputs, labels = _examples(sample_batches(dataset, 64, examples=examples, seed=3))
+    again, _ = _examples(sample_batches(dataset, 64, examples=examples, seed=3))
+    other, _ = _examples(sample_batches(dataset, 64, examples=examples, seed=4))
+    assert len(inputs) == examples
+    rows = _rows_found(inputs, whole_inputs)
+    assert (rows >= 0).all()  # every sampled example is one of the dataset's, with its label
+    assert torch.equal(labels, whole_labels[rows])
+    assert (rows.diff() > 0).all()  # distinct, in the dataset's order
+    assert torch.equal(inputs, again) and not torch.equal(inputs, other)
+
+
+def test_a_sample_is_a_fixed_subset_of_a_task_split():
+    dataset = build_stream("permuted-digits", n_tasks=1).benchmark.train_stream[0].dataset
+    _check_sample(dataset, examples=300)
+
+
+def test_a_sample_is_a_fixed_subset_of_a_stock_avalanche_dataset(stock_benchmark):
+    _check_sample(stock_benchmark.train_stream[0].dataset, examples=100)
+
+
+def test_a_dataset_no_larger_than_the_sample_is_taken_whole():
+    dataset = build_stream("permuted-digits", n_tasks=1).benchmark.train_stream[0].dataset
+    whole, _ = _examples(dataset_batches(dataset, 100))
+    sample, _ = _examples(sample_batches(dataset, 64, examples=len(dataset), seed=0))
+    assert torch.equal(sample, whole)
