@@ -10,6 +10,7 @@ from pathlib import Path
 
 BENCHMARKS = (
     "powerprop_step",
+    "step_breakdown",
     "loader",
     "avalanche_example",
     "packing_vs_avalanche",

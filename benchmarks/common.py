@@ -16,7 +16,16 @@ from clearn.app.executors import RunFailure, RunJob, run_jobs
 from clearn.app.io import write_json_atomic
 from clearn.app.results import RunResult
 
-__all__ = ["RESULTS_DIR", "Diverged", "main", "median_seconds", "run_all", "save_result"]
+__all__ = [
+    "RESULTS_DIR",
+    "Diverged",
+    "StepTimes",
+    "interleaved_step_times",
+    "main",
+    "median_seconds",
+    "run_all",
+    "save_result",
+]
 
 RESULTS_DIR = Path(
     os.environ.get("CLEARN_BENCH_RESULTS", Path(__file__).resolve().parent / "results")
@@ -33,6 +42,47 @@ def median_seconds(step: Callable[[], Any], *, repeats: int, calls: int) -> floa
             step()
         samples.append((time.perf_counter() - start) / calls)
     return statistics.median(samples)
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """Seconds per call of each variant (median over rounds) and, per variant, its ratio to
+    the reference within each round (the spread that drift of the machine leaves)."""
+
+    seconds: dict[str, float]
+    ratios: dict[str, list[float]]
+
+    def ratio(self, name: str) -> float:
+        """Median of the per-round ratios of `name` to the reference."""
+        return statistics.median(self.ratios[name])
+
+    def rows(self) -> list[list[str]]:
+        """One table row per variant: ms per call, ratio, spread."""
+        return [
+            [name, f"{1000 * value:.3f}", f"{self.ratio(name):.3f}",
+             f"{min(self.ratios[name]):.3f}–{max(self.ratios[name]):.3f}"]
+            for name, value in self.seconds.items()
+        ]
+
+
+def interleaved_step_times(
+    steps: Mapping[str, Callable[[], Any]], *, reference: str, calls: int, rounds: int
+) -> StepTimes:
+    """Time every step function in `rounds` rounds of `calls` calls each, the variants taking
+    turns within a round, so that drift of the machine hits all of them alike."""
+    for step in steps.values():
+        median_seconds(step, repeats=1, calls=calls)  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            samples[name].append(median_seconds(step, repeats=1, calls=calls))
+    return StepTimes(
+        seconds={name: statistics.median(values) for name, values in samples.items()},
+        ratios={
+            name: [a / b for a, b in zip(values, samples[reference], strict=True)]
+            for name, values in samples.items()
+        },
+    )
 
 
 def save_result(name: str, content: dict[str, Any]) -> Path:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from benchmarks.common import main, median_seconds, save_result
+from benchmarks.common import interleaved_step_times, main, save_result
 from clearn.app.tables import markdown_table
 from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.models import mlp
@@ -75,39 +75,24 @@ def _measure(alpha: float, normalise_step: bool, *, quick: bool) -> dict:
     models = _models(alpha, normalise_step)
     steps = {name: _step_function(m, inputs, labels) for name, m in models.items()}
     calls, rounds = (100, 3) if quick else (300, 7)
-    for step in steps.values():
-        median_seconds(step, repeats=1, calls=calls)  # warm-up
-    samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):  # interleaved, so drift of the machine hits all variants alike
-        for name, step in steps.items():
-            samples[name].append(median_seconds(step, repeats=1, calls=calls))
-    seconds = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
-    ratio = seconds["clearn powerprop"] / seconds["plain"]
-    reference_ratio = seconds["autograd parametrization"] / seconds["plain"]
+    times = interleaved_step_times(steps, reference="plain", calls=calls, rounds=rounds)
+    ratio = times.ratio("clearn powerprop")
     print(
         f"Powerprop training step, MLP 784-300-100-10, batch 60, SGD, alpha={alpha:g}"
         + (", step normalised" if normalise_step else "")
     )
-    # The spread: the ratio to plain within each round, lowest and highest.
-    spread = {
-        name: [a / b for a, b in zip(values, samples["plain"], strict=True)]
-        for name, values in samples.items()
-    }
-    rows = [
-        [name, f"{1000 * value:.3f}", f"{value / seconds['plain']:.3f}",
-         f"{min(spread[name]):.3f}–{max(spread[name]):.3f}"]
-        for name, value in seconds.items()
-    ]
-    print(markdown_table(["variant", "ms/step", "vs plain", f"spread, {rounds} rounds"], rows))
+    header = ["variant", "ms/step", "vs plain", f"spread, {rounds} rounds"]
+    print(markdown_table(header, times.rows()))
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"target: clearn/plain <= {TARGET_RATIO:.2f}: {ratio:.3f} ({verdict})")
     return {
         "alpha": alpha,
         "normalise_step": normalise_step,
-        "seconds_per_step": seconds,
+        "seconds_per_step": times.seconds,
         "ratio_vs_plain": ratio,
-        "reference_ratio_vs_plain": reference_ratio,
-        "ratio_spread": [min(spread["clearn powerprop"]), max(spread["clearn powerprop"])],
+        "reference_ratio_vs_plain": times.ratio("autograd parametrization"),
+        "ratio_spread": [min(times.ratios["clearn powerprop"]),
+                         max(times.ratios["clearn powerprop"])],
         "target_ratio": TARGET_RATIO,
     }
 

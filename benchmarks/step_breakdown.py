@@ -1,0 +1,113 @@
+"""Where a packed training step's time goes, layer by layer of clearn, without Avalanche.
+
+Variants, each adding one thing to the one before, on the MLP 784-300-100 with a 10-class head
+per task, batch 60, plain SGD, in one process with interleaved rounds:
+
+- bare: the backbone and one head as plain modules (the `speed` benchmark's bare loop);
+- TaskNetwork α=1: the same layers behind ownership masks, task 0 frozen (30% of the weights),
+  task 1 training on the rest (per-step cost: the task's view, the parametrized weight reads);
+- + restore_frozen: task 0's weights written back after each step, as EfficientPackNet does;
+- + Powerprop (default α, κ): clearn's default network.
+
+The full `clearn run` (Avalanche's loop, validation, search) is in the `speed` benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from benchmarks.common import interleaved_step_times, main, save_result
+from clearn.app.tables import markdown_table
+from clearn.epn import DEFAULT_ALPHA
+from clearn.models import mlp
+from clearn.network import TaskNetwork
+from clearn.packing import TaskPacker
+
+BATCH, LR = 60, 0.1
+
+
+def _batches(inputs: Tensor, labels: Tensor) -> Callable[[], tuple[Tensor, Tensor]]:
+    """The next batch of 60, cycling over the data."""
+    position = [0]
+
+    def next_batch() -> tuple[Tensor, Tensor]:
+        start = BATCH * (position[0] % (len(labels) // BATCH))
+        position[0] += 1
+        return inputs[start : start + BATCH], labels[start : start + BATCH]
+
+    return next_batch
+
+
+def _bare_step(inputs: Tensor, labels: Tensor) -> Callable[[], None]:
+    torch.manual_seed(0)
+    backbone, head = mlp(input_size=784)[:-1], nn.Linear(100, 10)
+    optimizer = torch.optim.SGD([*backbone.parameters(), *head.parameters()], lr=LR)
+    next_batch = _batches(inputs, labels)
+
+    def step() -> None:
+        x, y = next_batch()
+        loss = nn.functional.cross_entropy(head(backbone(x)), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _packed_step(
+    inputs: Tensor, labels: Tensor, *, alpha: float, restore: bool
+) -> Callable[[], None]:
+    torch.manual_seed(0)
+    network = TaskNetwork(
+        backbone=mlp(input_size=784)[:-1], feature_size=100, classes_per_task=[10, 10],
+        alpha=alpha,
+    )
+    packer = TaskPacker(network)
+    packer.begin_task(0)
+    packer.prune(0.3)
+    packer.end_task()
+    packer.begin_task(1)
+    optimizer = torch.optim.SGD(network.parameters(), lr=LR)
+    next_batch = _batches(inputs, labels)
+    task_labels = torch.ones(BATCH, dtype=torch.long)
+
+    def step() -> None:
+        x, y = next_batch()
+        loss = nn.functional.cross_entropy(network(x, task_labels), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if restore:
+            packer.restore_frozen()
+
+    return step
+
+
+def run(*, quick: bool = False) -> dict:
+    """Measure and print each variant's step time and its ratio to the bare step."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(6000, 784, generator=generator)
+    labels = torch.randint(0, 10, (6000,), generator=generator)
+    steps = {
+        "bare": _bare_step(inputs, labels),
+        "TaskNetwork α=1": _packed_step(inputs, labels, alpha=1.0, restore=False),
+        "+ restore_frozen": _packed_step(inputs, labels, alpha=1.0, restore=True),
+        f"+ Powerprop α={DEFAULT_ALPHA:g}": _packed_step(
+            inputs, labels, alpha=DEFAULT_ALPHA, restore=True
+        ),
+    }
+    calls, rounds = (100, 3) if quick else (300, 7)
+    times = interleaved_step_times(steps, reference="bare", calls=calls, rounds=rounds)
+    print("Packed training step, MLP 784-300-100 + head, batch 60, SGD, task 1 of 2")
+    header = ["variant", "ms/step", "vs bare", f"spread, {rounds} rounds"]
+    print(markdown_table(header, times.rows()))
+    result = {"seconds_per_step": times.seconds, "ratios": times.ratios}
+    save_result("step_breakdown", result)
+    return result
+
+
+if __name__ == "__main__":
+    main(run, __doc__)
