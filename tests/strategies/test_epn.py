@@ -9,6 +9,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
+import strategies.epn as epn_module
 from clearn.budget import MIN_PATIENCE_STEPS
 from clearn.epn import KEPT_CANDIDATES
 from clearn.evaluation import task_accuracy
@@ -108,6 +109,24 @@ def test_epn_keeps_gamma_of_validation_accuracy_and_no_smaller_candidate_would(s
         assert report.pruned_val_acc == search.score
     free = [r.free_fraction for r in plugin.reports]
     assert free == sorted(free, reverse=True) and free[-1] > 0
+
+
+def test_the_search_guard_scores_a_fixed_sample_of_the_training_data(stream, monkeypatch):
+    monkeypatch.setattr(epn_module, "DEFAULT_GUARD_EXAMPLES", 100)
+    seen: list[torch.Tensor] = []
+
+    def recording_accuracy(network, batches, task, device):
+        batches = list(batches)
+        seen.append(torch.cat([b[0] for b in batches]))
+        return task_accuracy(network, batches, task, device)
+
+    monkeypatch.setattr(epn_module, "task_accuracy", recording_accuracy)
+    _, _, strategy = packing_run(stream, epochs=2)
+    strategy.train(stream.benchmark.train_stream[0], eval_streams=[])
+    assert len(stream.train[0]) > 100 and len(seen) >= 2
+    for examples in seen:  # the unpruned network and every candidate: the same 100 examples
+        assert torch.equal(examples, seen[0])
+    assert len(seen[0]) == 100
 
 
 def test_classic_packnet_mode_keeps_its_fixed_share(stream):
