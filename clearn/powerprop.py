@@ -51,10 +51,10 @@ class _SignedPower(torch.autograd.Function):
     Written by hand because autograd's own derivative of the product form θ·|θ|^(α−1) is
     0·∞ = NaN at θ = 0 for 1 < α < 2, and to make as few passes over the weights as unfused
     operations allow (each pass reads and writes the whole layer, which outgrows the cache):
-    |θ|^(α−1) is computed once (one pass when α−1 is an integer: no `abs` for an even power,
-    no `pow` for α = 2), the forward pass multiplies it by κ·θ and the backward pass by κ·α
-    and the incoming gradient, each in one `addcmul` (0 + c·a·b; the constant folded in).
-    """
+    |θ|^(α−1) is computed once (in one pass for α = 2, |θ|, and for an even α−1, θ^(α−1)
+    needing no `abs`; else two), the forward pass multiplies it by κ·θ and the backward pass
+    by κ·α and the incoming gradient, each in one `addcmul` (0 + c·a·b, the constant folded
+    in)."""
 
     @staticmethod
     def forward(ctx, theta: Tensor, alpha: float, scale: float) -> Tensor:  # noqa: D102
