@@ -8,6 +8,7 @@ retraining) and classic PackNet (fixed fraction, then retraining the survivors).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,13 @@ from clearn.powerprop import effective_weights, reinitialise_, stored_weight
 from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
 from clearn.task_mask import FREE
 
-__all__ = ["CapacityExhaustedError", "Phase", "PhaseError", "TaskPacker"]
+__all__ = [
+    "CapacityExhaustedError",
+    "Phase",
+    "PhaseError",
+    "TaskPacker",
+    "zero_gradient_moves_nothing",
+]
 
 
 class Phase(enum.Enum):
@@ -85,6 +92,34 @@ class _Frozen:
             as_bits(target).bitwise_and_(self.keep).bitwise_or_(self.values)
         elif not (isinstance(target, nn.Parameter) and target.grad is None):
             target.copy_(self.values)
+
+    def zero_gradient(self) -> None:
+        """Set the frozen entries' gradient to +0.0 (drop it where every entry is frozen)."""
+        gradient = self.target.grad
+        if gradient is None:
+            return
+        if self.index is not None:
+            gradient.view(-1).index_fill_(0, self.index, 0.0)
+        elif self.keep is not None:
+            as_bits(gradient).bitwise_and_(self.keep)
+        else:
+            self.target.grad = None
+
+
+def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `optimizer.step()` leaves a parameter bit for bit as it was where its gradient
+    is +0.0: plain `torch.optim.SGD` (no momentum, no weight decay, not maximising, a finite
+    step size), whose update θ + (−lr)·(+0) adds −0.0, which changes no float, ±0 included.
+    Momentum, weight decay and Adam's moments can move a weight whose gradient is zero."""
+    if type(optimizer) is not torch.optim.SGD:
+        return False
+    return all(
+        group["momentum"] == 0
+        and group["weight_decay"] == 0
+        and not group["maximize"]
+        and math.isfinite(float(group["lr"]))
+        for group in optimizer.param_groups
+    )
 
 
 class TaskPacker:
@@ -192,15 +227,28 @@ class TaskPacker:
         return frozen
 
     @torch.no_grad()
-    def restore_frozen(self) -> None:
+    def restore_frozen(self, *, parameters: bool = True) -> None:
         """Write the frozen values back (call after every optimizer step). Phase TRAINING/PRUNED.
 
         Where few of a layer's weights are frozen they are written by index, not in a pass
-        over the whole layer (`SPARSE_RESTORE_BELOW`).
+        over the whole layer (`SPARSE_RESTORE_BELOW`). `parameters=False` writes back only
+        buffers (BatchNorm statistics), after `zero_frozen_gradients` under an optimizer for
+        which `zero_gradient_moves_nothing`.
         """
         self._require(Phase.TRAINING, Phase.PRUNED)
         for frozen in self._frozen.values():
-            frozen.restore()
+            if parameters or not isinstance(frozen.target, nn.Parameter):
+                frozen.restore()
+
+    @torch.no_grad()
+    def zero_frozen_gradients(self) -> None:
+        """Between the backward pass and the optimizer step: the frozen weights' gradients
+        become +0.0 (or are dropped where a whole tensor is frozen). Under an optimizer for
+        which `zero_gradient_moves_nothing` the step then leaves them bit for bit, and one
+        bitwise pass over each gradient replaces restore_frozen's two over each weight."""
+        self._require(Phase.TRAINING, Phase.PRUNED)
+        for frozen in self._frozen.values():
+            frozen.zero_gradient()
 
     def trained_free_weights(self) -> dict[str, Tensor]:
         """Masks of the weights this task trained (free at its start). Phase TRAINING."""

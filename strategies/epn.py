@@ -22,7 +22,7 @@ from clearn.epn import (
 )
 from clearn.evaluation import TaskScore, task_accuracy
 from clearn.network import TaskNetwork
-from clearn.packing import Phase, TaskPacker
+from clearn.packing import Phase, TaskPacker, zero_gradient_moves_nothing
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.experience import task_label
 from strategies.plateau_stop import stop_after_this_epoch
@@ -125,6 +125,8 @@ class PackingPlugin(SupervisedPlugin):
         """Time this task spent validating after epochs, and pruning."""
         self._before_retraining: dict | None = None
         """The network's state right after pruning, while its survivors are retrained."""
+        self._zeroed = False
+        """Whether this step's frozen gradients were zeroed (then only buffers are restored)."""
 
     def attach(self, model: nn.Module) -> TaskPacker:
         """Find the TaskNetwork in `model` (the strategy's) and drive it from now on."""
@@ -180,8 +182,15 @@ class PackingPlugin(SupervisedPlugin):
         self._val_accuracies = []
         self._seconds = {"validation": 0.0, "search": 0.0}
 
+    def before_update(self, strategy, **kwargs) -> None:
+        # Under plain SGD a zero gradient moves nothing: one pass over each gradient instead
+        # of restoring each frozen weight after the step (two passes).
+        self._zeroed = zero_gradient_moves_nothing(strategy.optimizer)
+        if self._zeroed:
+            self.packer.zero_frozen_gradients()
+
     def after_update(self, strategy, **kwargs) -> None:
-        self.packer.restore_frozen()
+        self.packer.restore_frozen(parameters=not self._zeroed)
 
     def after_training_epoch(self, strategy, **kwargs) -> None:
         training = self.packer.phase is Phase.TRAINING

@@ -1,9 +1,17 @@
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from clearn.network import TaskNetwork, UnknownTaskError
-from clearn.packing import CapacityExhaustedError, Phase, PhaseError, TaskPacker
+from clearn.packing import (
+    CapacityExhaustedError,
+    Phase,
+    PhaseError,
+    TaskPacker,
+    zero_gradient_moves_nothing,
+)
 from clearn.powerprop import effective_weights, stored_weight
 from clearn.task_mask import task_masks
 
@@ -41,6 +49,7 @@ def train_task(
     task: int,
     steps: int = 30,
     kept: float = 0.4,
+    zero_gradients: bool = False,
 ) -> None:
     inputs, labels = task_data(task)
     packer.begin_task(task)
@@ -50,8 +59,10 @@ def train_task(
         loss = nn.functional.cross_entropy(packer.network(inputs[rows], task), labels[rows])
         optimizer.zero_grad()
         loss.backward()
+        if zero_gradients:
+            packer.zero_frozen_gradients()
         optimizer.step()
-        packer.restore_frozen()
+        packer.restore_frozen(parameters=not zero_gradients)
     packer.prune(kept)
     packer.end_task()
 
@@ -89,6 +100,45 @@ def test_earlier_tasks_are_bit_for_bit_unchanged_under_any_optimizer(
     train_task(packer, optimizer, 2, kept=kept)
     assert torch.equal(logits(net, 0), first)
     assert torch.equal(logits(net, 1), second)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 3.0])
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("kept", [0.05, 0.4, 0.85])
+def test_under_plain_sgd_zeroed_gradients_keep_earlier_tasks_bit_for_bit(alpha, batch_norm, kept):
+    net = network(alpha=alpha, batch_norm=batch_norm)
+    packer = TaskPacker(net)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    assert zero_gradient_moves_nothing(optimizer)
+    train_task(packer, optimizer, 0, kept=kept, zero_gradients=True)
+    first = logits(net, 0)
+    train_task(packer, optimizer, 1, kept=kept, zero_gradients=True)
+    second = logits(net, 1)
+    train_task(packer, optimizer, 2, kept=kept, zero_gradients=True)
+    assert torch.equal(logits(net, 0), first)
+    assert torch.equal(logits(net, 1), second)
+
+
+@pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
+def test_optimizers_that_move_zero_gradients_are_told_apart(optimizer_name):
+    net = network()
+    packer = TaskPacker(net)
+    optimizer = OPTIMIZERS[optimizer_name](net.parameters())
+    assert not zero_gradient_moves_nothing(optimizer)
+    # Why: with zeroed gradients and nothing restored, their momentum, decay or moments do
+    # move the first task's weights.
+    train_task(packer, optimizer, 0, zero_gradients=True)
+    first = logits(net, 0)
+    train_task(packer, optimizer, 1, zero_gradients=True)
+    assert not torch.equal(logits(net, 0), first)
+
+
+@pytest.mark.parametrize(
+    "options", [{"maximize": True}, {"lr": math.inf}, {"momentum": 0.5}, {"weight_decay": 1e-4}]
+)
+def test_plain_sgd_only_moves_nothing_on_a_zero_gradient(options):
+    optimizer = torch.optim.SGD(network().parameters(), **{"lr": 0.1, **options})
+    assert not zero_gradient_moves_nothing(optimizer)
 
 
 def test_later_tasks_do_use_what_earlier_tasks_left_free():

@@ -23,6 +23,7 @@ from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
 OPTIMIZERS = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.05),  # frozen gradients zeroed, not restored
     "sgd-momentum-decay": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
     "adam": lambda p: torch.optim.Adam(p, lr=1e-3),
     "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.05),
