@@ -6,10 +6,13 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import Tensor, nn
 
 from clearn.app.config import RunConfig
 from clearn.app.executors import RunFailure, RunJob, run_jobs
@@ -22,9 +25,11 @@ __all__ = [
     "StepTimes",
     "interleaved_step_times",
     "main",
+    "mnist_sized_batches",
     "median_seconds",
     "run_all",
     "save_result",
+    "sgd_step",
 ]
 
 RESULTS_DIR = Path(
@@ -42,6 +47,47 @@ def median_seconds(step: Callable[[], Any], *, repeats: int, calls: int) -> floa
             step()
         samples.append((time.perf_counter() - start) / calls)
     return statistics.median(samples)
+
+
+def mnist_sized_batches(rows: int = 6000) -> tuple[Tensor, Tensor]:
+    """Seeded random inputs (rows × 784, in [0, 1)) and labels (10 classes) for step timings."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(rows, 784, generator=generator)
+    return inputs, torch.randint(0, 10, (rows,), generator=generator)
+
+
+def sgd_step(
+    logits: Callable[[Tensor], Tensor],
+    parameters: Iterable[nn.Parameter],
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    before_step: Callable[[], None] | None = None,
+    after_step: Callable[[], None] | None = None,
+    batch: int = 60,
+    lr: float = 0.1,
+) -> Callable[[], None]:
+    """A function doing one SGD step (cross-entropy of `logits(x)`) on the next `batch` rows
+    of `inputs`, cycling over them; `before_step` runs between the backward pass and the
+    optimizer step, `after_step` after it."""
+    optimizer = torch.optim.SGD(parameters, lr=lr)
+    batches = len(labels) // batch
+    position = [0]
+
+    def step() -> None:
+        start = batch * (position[0] % batches)
+        position[0] += 1
+        rows = slice(start, start + batch)
+        loss = nn.functional.cross_entropy(logits(inputs[rows]), labels[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        if before_step is not None:
+            before_step()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+
+    return step
 
 
 @dataclass(frozen=True)

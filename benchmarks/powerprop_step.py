@@ -11,7 +11,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from benchmarks.common import interleaved_step_times, main, save_result
+from benchmarks.common import (
+    interleaved_step_times,
+    main,
+    mnist_sized_batches,
+    save_result,
+    sgd_step,
+)
 from clearn.app.tables import markdown_table
 from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.models import mlp
@@ -39,24 +45,6 @@ def _models(alpha: float, normalise_step: bool) -> dict[str, nn.Module]:
     return {"plain": plain, "autograd parametrization": reference, "clearn powerprop": powerprop}
 
 
-def _step_function(model: nn.Module, inputs: Tensor, labels: Tensor):
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss_fn = nn.CrossEntropyLoss()
-    batches = len(labels) // 60
-    position = [0]
-
-    def step() -> None:
-        index = position[0] % batches
-        position[0] += 1
-        batch = slice(60 * index, 60 * index + 60)
-        loss = loss_fn(model(inputs[batch]), labels[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
 def run(*, quick: bool = False) -> dict:
     """Measure and print seconds per step at the paper's α and at the default; return both."""
     settings = {"paper": (3.0, False), "default": (DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP)}
@@ -69,11 +57,9 @@ def run(*, quick: bool = False) -> dict:
 
 
 def _measure(alpha: float, normalise_step: bool, *, quick: bool) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    inputs = torch.rand(6000, 784, generator=generator)
-    labels = torch.randint(0, 10, (6000,), generator=generator)
+    inputs, labels = mnist_sized_batches()
     models = _models(alpha, normalise_step)
-    steps = {name: _step_function(m, inputs, labels) for name, m in models.items()}
+    steps = {name: sgd_step(m, m.parameters(), inputs, labels) for name, m in models.items()}
     calls, rounds = (100, 3) if quick else (300, 7)
     times = interleaved_step_times(steps, reference="plain", calls=calls, rounds=rounds)
     ratio = times.ratio("clearn powerprop")

@@ -22,42 +22,24 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from benchmarks.common import interleaved_step_times, main, save_result
+from benchmarks.common import (
+    interleaved_step_times,
+    main,
+    mnist_sized_batches,
+    save_result,
+    sgd_step,
+)
 from clearn.app.tables import markdown_table
 from clearn.epn import DEFAULT_ALPHA
 from clearn.models import mlp
 from clearn.network import TaskNetwork
 from clearn.packing import TaskPacker
 
-BATCH, LR = 60, 0.1
-
-
-def _batches(inputs: Tensor, labels: Tensor) -> Callable[[], tuple[Tensor, Tensor]]:
-    """The next batch of 60, cycling over the data."""
-    position = [0]
-
-    def next_batch() -> tuple[Tensor, Tensor]:
-        start = BATCH * (position[0] % (len(labels) // BATCH))
-        position[0] += 1
-        return inputs[start : start + BATCH], labels[start : start + BATCH]
-
-    return next_batch
-
 
 def _bare_step(inputs: Tensor, labels: Tensor) -> Callable[[], None]:
     torch.manual_seed(0)
-    backbone, head = mlp(input_size=784)[:-1], nn.Linear(100, 10)
-    optimizer = torch.optim.SGD([*backbone.parameters(), *head.parameters()], lr=LR)
-    next_batch = _batches(inputs, labels)
-
-    def step() -> None:
-        x, y = next_batch()
-        loss = nn.functional.cross_entropy(head(backbone(x)), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return step
+    model = nn.Sequential(mlp(input_size=784)[:-1], nn.Linear(100, 10))
+    return sgd_step(model, model.parameters(), inputs, labels)
 
 
 def _packed_step(
@@ -75,29 +57,23 @@ def _packed_step(
     packer.prune(0.3)
     packer.end_task()
     packer.begin_task(1)
-    optimizer = torch.optim.SGD(network.parameters(), lr=LR)
-    next_batch = _batches(inputs, labels)
-    task_labels = torch.ones(BATCH, dtype=torch.long)
-
-    def step() -> None:
-        x, y = next_batch()
-        loss = nn.functional.cross_entropy(network(x, task_labels), y)
-        optimizer.zero_grad()
-        loss.backward()
-        if frozen == "zero":
-            packer.zero_frozen_gradients()
-        optimizer.step()
-        if frozen is not None:
-            packer.restore_frozen(parameters=frozen == "restore")
-
-    return step
+    task_labels = torch.ones(60, dtype=torch.long)  # as Avalanche passes them: one per example
+    return sgd_step(
+        lambda x: network(x, task_labels),
+        network.parameters(),
+        inputs,
+        labels,
+        before_step=packer.zero_frozen_gradients if frozen == "zero" else None,
+        after_step=(
+            None if frozen is None
+            else lambda: packer.restore_frozen(parameters=frozen == "restore")
+        ),
+    )
 
 
 def run(*, quick: bool = False) -> dict:
     """Measure and print each variant's step time and its ratio to the bare step."""
-    generator = torch.Generator().manual_seed(0)
-    inputs = torch.rand(6000, 784, generator=generator)
-    labels = torch.randint(0, 10, (6000,), generator=generator)
+    inputs, labels = mnist_sized_batches()
     steps = {
         "bare": _bare_step(inputs, labels),
         "TaskNetwork α=1": _packed_step(inputs, labels, alpha=1.0, frozen=None),
