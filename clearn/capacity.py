@@ -25,17 +25,20 @@ class Capacity:
 
 
 def ownership_capacity(
-    owners: Sequence[Tensor], *, tasks: int, free_code: int, first_task_code: int
+    owners: Sequence[Tensor], *, tasks: int, first_task_code: int
 ) -> Capacity:
-    """Capacity from per-weight owner codes: task t is stored as `first_task_code + t`, a free
-    weight as `free_code` (clearn's TaskMask: 1 + t and 0; Avalanche's PackNet: t and 255).
+    """Capacity from per-weight owner codes: task t is stored as `first_task_code + t`
+    (clearn's TaskMask: 1 + t, a free weight 0; Avalanche's PackNet: t, a pruned weight 255).
 
+    Free is every weight no trained task owns, whatever its code: Avalanche's PackNet re-codes
+    its free weights to the next task's index once a task is frozen.
     One counting pass over the owners, not one comparison per task.
     """
     total = sum(o.numel() for o in owners)
     if total == 0:
         raise ValueError("no maskable weights to measure capacity on")
-    size = max(free_code, first_task_code + tasks, *(int(o.max()) for o in owners)) + 1
+    size = max(first_task_code + tasks, *(int(o.max()) for o in owners)) + 1
     counts = sum(torch.bincount(o.flatten().long(), minlength=size) for o in owners)
-    owned = tuple(int(counts[first_task_code + t]) / total for t in range(tasks))
-    return Capacity(owned=owned, free=int(counts[free_code]) / total)
+    owned_counts = [int(counts[first_task_code + t]) for t in range(tasks)]
+    owned = tuple(count / total for count in owned_counts)
+    return Capacity(owned=owned, free=(total - sum(owned_counts)) / total)

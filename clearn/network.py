@@ -173,7 +173,6 @@ class TaskNetwork(nn.Module):
         return ownership_capacity(
             [m.owner for m in self.masks.values()],
             tasks=self.trained_tasks,
-            free_code=FREE,
             first_task_code=FREE + 1,
         )
 

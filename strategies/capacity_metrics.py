@@ -20,7 +20,8 @@ __all__ = ["CapacityMetric", "capacity_metrics", "model_capacity"]
 
 def model_capacity(model: nn.Module, *, tasks: int) -> Capacity | None:
     """Capacity of `model` after `tasks` tasks: a clearn TaskNetwork, Avalanche's PackNet
-    (owner codes task and PRUNED_CODE), or None for a model that does not pack tasks."""
+    (owner code: the task; codes of tasks not trained yet and PRUNED_CODE are free), or None
+    for a model that does not pack tasks."""
     networks = [m for m in model.modules() if isinstance(m, TaskNetwork)]
     if networks:
         return networks[0].capacity()
@@ -30,7 +31,6 @@ def model_capacity(model: nn.Module, *, tasks: int) -> Capacity | None:
     return ownership_capacity(
         [m.task_index for m in packnet],
         tasks=tasks,
-        free_code=int(packnet[0].PRUNED_CODE),
         first_task_code=0,
     )
 

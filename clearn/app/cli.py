@@ -19,6 +19,7 @@ from clearn.app.config import RunConfig, read_config
 from clearn.app.executors import EXECUTORS
 from clearn.app.experiment import draw_plots, run_experiment
 from clearn.app.prune_curve import PruneCurveConfig, run_prune_curve, summary_table
+from clearn.app.registry import STRATEGIES, spec_for
 from clearn.app.results import RESULTS_FILE, RunResult
 from clearn.app.sweep import SweepFailedError, run_sweep, sweep_table
 from clearn.packing import CapacityExhaustedError
@@ -213,18 +214,15 @@ def _config_options(args: argparse.Namespace) -> dict:
     return options
 
 
-DISTRIBUTED_STRATEGIES = ("epn", "packnet")
-"""Strategies that `torchrun ... -m clearn run` trains data-parallel."""
-
-
 def _run(args: argparse.Namespace) -> None:
     config = RunConfig(**_config_options(args)).validate()
     if not launched_by_torchrun():
         _run_and_report(config, args)
         return
-    if config.strategy not in DISTRIBUTED_STRATEGIES:
+    if not spec_for(config.strategy).distributed:
+        distributed = [name for name, spec in STRATEGIES.items() if spec.distributed]
         raise ValueError(
-            f"under torchrun, clearn run trains {' and '.join(DISTRIBUTED_STRATEGIES)} "
+            f"under torchrun, clearn run trains {' and '.join(distributed)} "
             f"data-parallel; run --strategy {config.strategy} as one process"
         )
     start_process_group(use_cuda=config.device != "cpu" and torch.cuda.is_available())

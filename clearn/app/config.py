@@ -13,6 +13,7 @@ import tomli_w
 import tomllib
 import torch
 
+from clearn.app.registry import STRATEGY_NAMES, spec_for
 from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
 from clearn.epn import (
     DEFAULT_ALPHA,
@@ -33,7 +34,6 @@ from scenarios.streams import STREAM_NAMES
 __all__ = [
     "FREE_WEIGHTS",
     "OPTIMIZERS",
-    "STRATEGIES",
     "RunConfig",
     "read_config",
     "write_config",
@@ -43,7 +43,6 @@ MAX_ALPHA = 8.0
 """Largest Powerprop exponent a run takes."""
 MAX_TASKS = 32766
 """Most tasks a run takes: ownership masks widen to int16, whose codes tell 32766 apart."""
-STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 FREE_WEIGHTS = ("redraw", "keep")
 
@@ -68,7 +67,7 @@ class RunConfig:
 
     scenario: str = _option("permuted-digits", help="task stream, e.g. permuted-digits, "
                             "split-fmnist, split-cifar10")
-    strategy: str = _option("epn", help="continual-learning strategy", choices=STRATEGIES)
+    strategy: str = _option("epn", help="continual-learning strategy", choices=STRATEGY_NAMES)
     alpha: float = _option(DEFAULT_ALPHA, help="Powerprop exponent for epn/packnet (1 = plain)")
     tasks: int | None = _option(None, help="number of tasks (default: the scenario's)")
     classes_per_task: int | None = _option(
@@ -152,10 +151,7 @@ class RunConfig:
             raise ValueError(
                 f"unknown scenario {self.scenario!r}; choose one of {', '.join(STREAM_NAMES)}"
             )
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
+        spec = spec_for(self.strategy)
         check_alpha(self.alpha)
         check_gamma(self.gamma)
         if self.model not in MODELS:
@@ -184,17 +180,20 @@ class RunConfig:
         if self.regularisation is not None and self.regularisation < 0:
             raise ValueError(f"regularisation must not be negative, got {self.regularisation:g}")
         _check_device(self.device)
-        if self.task_agnostic and self.strategy not in ("epn", "packnet"):
+        if self.task_agnostic and not spec.packs:
             raise ValueError(
-                f"task_agnostic inference needs a packed network (epn or packnet), not "
+                f"task_agnostic inference needs a packed network "
+                f"({', '.join(n for n in STRATEGY_NAMES if spec_for(n).packs)}), not "
                 f"{self.strategy}"
             )
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ValueError(
                 f"train_per_class must be at least 1 (or unset for all), got {self.train_per_class}"
             )
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.epochs < spec.min_epochs:
+            raise ValueError(
+                f"epochs must be at least {spec.min_epochs} for {self.strategy}, got {self.epochs}"
+            )
         if self.patience < 0:
             raise ValueError(f"patience must be 0 (off) or a number of epochs, got {self.patience}")
         if self.retrain_epochs < 0:

@@ -30,6 +30,7 @@ from clearn.app.plots import (
     plot_task_accuracy,
     plot_weight_histogram,
 )
+from clearn.app.registry import spec_for
 from clearn.app.results import RESULTS_FILE, RunResult
 from clearn.app.run_folder import CONFIG_FILE, ResultsExistError, claim_run_folder
 from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
@@ -156,7 +157,7 @@ def _add_task_agnostic_rows(agnostic, network, stream, evaluated, device) -> Non
 
 
 def _tasks_to_evaluate(task: int, total: int, every: int, strategy: str) -> list[int]:
-    if strategy == "joint" or task == total - 1 or (task + 1) % every == 0:
+    if spec_for(strategy).joint or task == total - 1 or (task + 1) % every == 0:
         return list(range(task + 1))
     return [task]
 
@@ -220,7 +221,8 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
     try:
         start_task = len(matrix)
         experiences = stream.benchmark.train_stream
-        if config.strategy == "joint":
+        joint = spec_for(config.strategy).joint
+        if joint:
             units = [(total - 1, experiences)]
         else:
             units = [(task, experiences[task]) for task in range(start_task, total)]
@@ -229,7 +231,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
             desc=f"{config.scenario} · {config.strategy}",
             unit="task",
             initial=start_task,
-            total=total if config.strategy != "joint" else 1,
+            total=1 if joint else total,
             # Passed only to hide it: an explicit disable=False would override TQDM_DISABLE.
             **({"disable": True} if quiet else {}),
         )
@@ -350,7 +352,7 @@ def _results(
     return RunResult(
         scenario=config.scenario,
         strategy=config.strategy,
-        alpha=config.alpha if config.strategy in ("epn", "packnet") else 1.0,
+        alpha=config.alpha if spec_for(config.strategy).packs else 1.0,
         tasks=stream.n_tasks,
         accuracy_matrix=matrix,
         acc=average_accuracy(matrix),

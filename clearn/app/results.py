@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clearn.app.io import write_json_atomic
+from clearn.app.registry import STRATEGIES
 
 __all__ = ["RESULTS_FILE", "RunResult"]
 
@@ -57,7 +58,7 @@ class RunResult:
     @property
     def label(self) -> str:
         """Strategy name, with α where it matters."""
-        if self.strategy in ("epn", "packnet"):
+        if self.strategy in STRATEGIES and STRATEGIES[self.strategy].packs:
             return f"{self.strategy} α={self.alpha:g}"
         return self.strategy
 

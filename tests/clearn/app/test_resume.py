@@ -14,9 +14,9 @@ import torch
 from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT, run_experiment
+from clearn.app.registry import STRATEGY_NAMES
 from clearn.app.run_folder import ResultsExistError, claim_run_folder
 
-STRATEGIES = ("epn", "packnet", "avalanche-packnet", "naive", "ewc", "si", "lwf", "joint")
 TINY = dict(scenario="permuted-digits", tasks=2, epochs=2, hidden=[16], patience=0)
 
 # Runs the command line, killing itself (SIGKILL: no cleanup, no flush) at a given training
@@ -117,7 +117,7 @@ def interrupt_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(torch.optim.SGD, "step", counted)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_every_strategy_stopped_at_a_random_step_of_each_task_resumes_to_the_same_results(
     strategy, tmp_path, monkeypatch, run_counting_steps
 ):
