@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Re-install only when the project's dependencies change, so a second call is quick.
-$(STAMP): pyproject.toml
+# Re-install only when the project's dependencies change, so a second call is quick. The
+# exact versions tested together come from constraints.txt; pyproject.toml holds ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 lint: install

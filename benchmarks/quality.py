@@ -10,9 +10,8 @@ Fashion-MNIST.
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
 from clearn.app.config import RunConfig

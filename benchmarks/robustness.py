@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import re
 import statistics
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
 from clearn.app.config import RunConfig

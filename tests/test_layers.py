@@ -1,9 +1,9 @@
 """The import contract: layers point one way, the core imports torch only, no hidden cycles."""
 
 import ast
+import tomllib
 from pathlib import Path
 
-import tomllib
 from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,12 +6,12 @@ import argparse
 import dataclasses
 import os
 import sys
+import tomllib
 import typing
 from argparse import SUPPRESS
 from collections.abc import Sequence
 from pathlib import Path
 
-import tomllib
 import torch
 
 from clearn.app.compare import compare_runs
@@ -285,8 +285,9 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     )
     _add_config_options(parser)
     parser.add_argument("--config", type=Path, help="TOML file with the base run's options")
-    parser.add_argument("--alphas", type=_alpha, nargs="+", default=[1.0, 2.0])
-    parser.add_argument("--gammas", type=float, nargs="+", default=[0.9, 0.95, 0.98, 0.99])
+    # Only what is given is varied (α and γ too); a sweep that varies nothing is refused.
+    parser.add_argument("--alphas", type=_alpha, nargs="+", default=None)
+    parser.add_argument("--gammas", type=float, nargs="+", default=None)
     parser.add_argument("--lrs", type=_positive_float, nargs="+", default=None)
     parser.add_argument("--optimizers", nargs="+", default=None)
     parser.add_argument("--scopes", nargs="+", default=None)
@@ -325,14 +326,22 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     base = RunConfig(**_config_options(args)).validate()
-    grid: dict[str, list] = {"alpha": args.alphas}
-    for field, values in (("lr", args.lrs), ("optimizer", args.optimizers), ("scope", args.scopes)):
+    grid: dict[str, list] = {}
+    listed = (("alpha", args.alphas), ("lr", args.lrs), ("optimizer", args.optimizers),
+              ("scope", args.scopes))
+    for field, values in listed:
         if values:
             grid[field] = values
     grid.update(args.vary)
-    grid["gamma"] = args.gammas
+    if args.gammas:
+        grid["gamma"] = args.gammas
     if args.seeds:
         grid["seed"] = args.seeds
+    if not grid:
+        raise ValueError(
+            "the sweep varies nothing: give --alphas, --gammas, --lrs, --optimizers, --scopes, "
+            "--seeds or --vary FIELD=V1,V2 (a single run is `clearn run`)"
+        )
     points, failed = run_sweep(
         base,
         grid,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import typing
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-import tomllib
 import torch
 
 from clearn.app.registry import STRATEGY_NAMES, spec_for

@@ -105,3 +105,15 @@ def test_config_files_take_hyphenated_keys(tmp_path):
     config.write_text("batch-size = 10\ninit-scale = 0.25\n")
     assert read_config(config) == {"batch_size": 10, "init_scale": 0.25}
     assert RunConfig(**read_config(config)).validate().batch_size == 10
+
+
+def test_a_sweep_varies_only_what_it_is_given(tmp_path, cli, monkeypatch):
+    grids = []
+    monkeypatch.setattr(
+        "clearn.app.cli.run_sweep", lambda base, grid, out, **kw: (grids.append(grid), ([], []))[1]
+    )
+    quick = ["--scenario", "permuted-digits", "--strategy", "naive", "--out", str(tmp_path / "s")]
+    code, _, _ = cli("sweep", *quick, "--seeds", "0", "1")
+    assert code == 0 and grids == [{"seed": [0, 1]}]
+    code, _, error = cli("sweep", *quick)
+    assert code == 2 and "the sweep varies nothing" in error and error.count("\n") == 1
