@@ -31,6 +31,7 @@ __all__ = [
     "THRES_EMB",
     "HatTrainer",
     "LrPlateau",
+    "check_options",
     "compensation_factor",
 ]
 
@@ -52,6 +53,14 @@ def compensation_factor(embedding: Tensor, scale: float, s_max: float) -> Tensor
     which makes ∂L/∂e as if the gate were σ(e) scaled by s_max, whatever s is."""
     numerator = torch.cosh(torch.clamp(scale * embedding, -THRES_COSH, THRES_COSH)) + 1
     return s_max / scale * numerator / (torch.cosh(embedding) + 1)
+
+
+def check_options(*, c: float, thres_emb: float) -> None:
+    """ValueError unless the regulariser's c is ≥ 0 and the embedding clamp positive."""
+    if not c >= 0:
+        raise ValueError(f"the attention regulariser's c must be ≥ 0 (HAT's is 0.75), got {c}")
+    if not thres_emb > 0:
+        raise ValueError(f"thres_emb must be positive (HAT's is 6), got {thres_emb}")
 
 
 @dataclass
@@ -98,10 +107,7 @@ class HatTrainer:
         c: float = DEFAULT_C,
         thres_emb: float = THRES_EMB,
     ) -> None:
-        if c < 0:
-            raise ValueError(f"the attention regulariser's c must be ≥ 0 (HAT's is 0.75), got {c}")
-        if not thres_emb > 0:
-            raise ValueError(f"thres_emb must be positive (HAT's is 6), got {thres_emb}")
+        check_options(c=c, thres_emb=thres_emb)
         self.network = network
         self.c = float(c)
         self.thres_emb = float(thres_emb)
