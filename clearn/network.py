@@ -127,8 +127,9 @@ class TaskNetwork(nn.Module):
         """Width of the backbone's output, which every head reads; None until known."""
         self.heads = nn.ModuleList(nn.Linear(feature_size, c) for c in classes_per_task)
         """One output layer per task, in task order."""
-        self.masks: dict[str, TaskMask] = add_task_masks(backbone, layers)
-        """The TaskMask of each backbone layer, by layer name (not a submodule list)."""
+        self.masks: dict[str, TaskMask] = self._add_masks(backbone, layers)
+        """The mask of each backbone layer, by layer name (not a submodule list): a TaskMask
+        here, another mask kind in subclasses (`_add_masks`)."""
         self.norms: dict[str, TaskBatchNorm] = add_task_norms(backbone) if per_task_norm else {}
         """With `per_task_norm`: each BatchNorm layer's per-task copies, by layer name."""
         for norm in self.norms.values():
@@ -141,6 +142,13 @@ class TaskNetwork(nn.Module):
         self.input_statistics: dict[int, tuple[Tensor, Tensor]] = {}
         """Per task, the mean and variance of each input feature over its training inputs
         (`record_inputs`), on the CPU: what the "inputs" task inference compares with."""
+
+    def _add_masks(self, backbone: nn.Module, layers: dict[str, nn.Module]) -> dict:
+        """Register the mask parametrization of each shared layer; return them by name.
+
+        Called once from the constructor; a network with another mask kind overrides it
+        (with `select`, `capacity` and `_superpose`)."""
+        return add_task_masks(backbone, layers)
 
     @torch.no_grad()
     def add_head(self, classes: int, *, example: Tensor | None = None) -> int:
@@ -342,17 +350,12 @@ class TaskNetwork(nn.Module):
         features, and the task whose coefficient most lowers the entropy of the α-mixed
         output, −∂H/∂α_t largest, is taken: one forward and one backward pass."""
         tasks = self.trained_tasks
-        top = max(int(m.owner.max()) for m in self.masks.values())
         device = inputs.device
         self.select(None)
         try:
             with torch.enable_grad():
                 alpha = torch.full((tasks,), 1.0 / tasks, requires_grad=True)
-                later = torch.flip(torch.cumsum(torch.flip(alpha, [0]), 0), [0])  # Σ_{t≥k} α_t
-                unused = alpha.new_zeros(max(top - tasks, 0))  # codes of tasks not trained
-                coefficients = torch.cat([alpha.new_zeros(1), later, unused]).to(device)
-                for mask in self.masks.values():
-                    mask.superposition = coefficients
+                self._superpose(alpha)
                 features = self.backbone(inputs)
                 width = max(self.heads[t].out_features for t in range(tasks))
                 mixed = sum(
@@ -364,9 +367,24 @@ class TaskNetwork(nn.Module):
                 entropy = -(mixed * mixed.clamp_min(1e-12).log()).sum(1).mean()
                 (gradient,) = torch.autograd.grad(entropy, alpha)
         finally:
+            self._superpose(None)
+        return int(gradient.argmin())
+
+    def _superpose(self, alpha: Tensor | None) -> None:
+        """Mix every trained task's view by `alpha` (one coefficient per trained task, on the
+        CPU), differentiably; None ends the mix. A weight owned by task k counts
+        Σ_{t≥k} α_t, the views being nested."""
+        if alpha is None:
             for mask in self.masks.values():
                 mask.superposition = None
-        return int(gradient.argmin())
+            return
+        top = max(int(m.owner.max()) for m in self.masks.values())
+        device = next(self.backbone.parameters()).device
+        later = torch.flip(torch.cumsum(torch.flip(alpha, [0]), 0), [0])  # Σ_{t≥k} α_t
+        unused = alpha.new_zeros(max(top - len(alpha), 0))  # codes of tasks not trained
+        coefficients = torch.cat([alpha.new_zeros(1), later, unused]).to(device)
+        for mask in self.masks.values():
+            mask.superposition = coefficients
 
     def forward(
         self,
