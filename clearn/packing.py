@@ -24,6 +24,7 @@ from clearn.task_mask import FREE
 
 __all__ = [
     "CapacityExhaustedError",
+    "FrozenEntries",
     "Phase",
     "PhaseError",
     "TaskPacker",
@@ -104,6 +105,12 @@ class _Frozen:
             as_bits(gradient).bitwise_and_(self.keep)
         else:
             self.target.grad = None
+
+
+FrozenEntries = _Frozen
+"""The frozen-entries record, public for other mask kinds' trainers (WSN, SupSup): build with
+`FrozenEntries.entries(tensor, where)`, then `restore()` after each step or `zero_gradient()`
+before it."""
 
 
 def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
