@@ -22,6 +22,7 @@ from clearn.epn import (
     DEFAULT_RETRAIN_EPOCHS,
 )
 from clearn.pruning import DEFAULT_SCOPE, Scope
+from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.distributed import (
     broadcast_from_rank_0,
@@ -35,7 +36,7 @@ from strategies.validation import DEFAULT_VALIDATION_SHARE
 __all__ = ["EfficientPackNet"]
 
 
-class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
+class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     """Trains each experience on the free weights of `model`, prunes it to the fewest weights
     that keep `gamma` of its validation accuracy, and freezes them as the task's own.
 
@@ -46,7 +47,9 @@ class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
     instead (classic PackNet on the same mechanism). The packing plugin is `self.packing`;
     its `reports` say per task what it kept, owns and how long it trained. Per-iteration
     callbacks reach only the plugins that act on them (`ListenedCallbacks`). Other arguments
-    are Avalanche's `SupervisedTemplate`'s; every default is `clearn run`'s.
+    are Avalanche's `SupervisedTemplate`'s (any other keyword it takes, such as
+    `peval_mode`, passes through); every default is `clearn run`'s. The model always gets
+    each minibatch's task labels, on every Avalanche benchmark (`TaskAwareForward`).
 
     In a torch.distributed process group of several processes (`torchrun`), each experience
     trains data-parallel: the model wrapped in `DistributedDataParallel`, each process on
@@ -83,6 +86,7 @@ class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
         allow_frozen_features: bool = False,
         seed: int = 0,
         verbose: bool = False,
+        **base_kwargs,
     ) -> None:
         if not isinstance(model, TaskNetwork):
             raise ValueError(
@@ -115,6 +119,7 @@ class EfficientPackNet(ListenedCallbacks, SupervisedTemplate):
             plugins=[self.packing, *(plugins or [])],
             evaluator=evaluator,
             eval_every=eval_every,
+            **base_kwargs,
         )
         self._replica: DistributedDataParallel | None = None
         """The model wrapped for data-parallel training, during an experience."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,7 +25,7 @@ from clearn.evaluation import TaskScore, task_accuracy
 from clearn.network import TaskNetwork
 from clearn.packing import Phase, TaskPacker, zero_gradient_moves_nothing
 from clearn.pruning import DEFAULT_SCOPE, Scope
-from strategies.experience import task_label
+from strategies.experience import check_new_task, task_label
 from strategies.plateau_stop import stop_after_this_epoch
 from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, sample_batches
 
@@ -166,6 +167,10 @@ class PackingPlugin(SupervisedPlugin):
             device=strategy.device,
         )
 
+    def before_train_dataset_adaptation(self, strategy, **kwargs) -> None:
+        trained = strategy.model.trained_tasks if isinstance(strategy.model, TaskNetwork) else 0
+        check_new_task(strategy.experience, trained, strategy="clearn's task packing")
+
     def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:
         self.validation.hold_out(strategy)
 
@@ -257,8 +262,20 @@ class PackingPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         began = time.perf_counter()
-        if self.packer.phase is Phase.TRAINING:  # a loop that ended before any epoch did
+        budget = self._budget
+        epochs_trained = budget.packed_after or 0
+        if self.packer.phase is Phase.TRAINING:
+            # The loop ended before the budget packed the task: no epoch ended, or another
+            # plugin (early stopping) stopped it. Packed now, with no retraining.
+            epochs_trained = strategy.clock.train_exp_epochs
             self._pack(strategy)
+            if epochs_trained and budget.retrain_epochs:
+                warnings.warn(
+                    f"task {self.packer.task}: training was ended after {epochs_trained} "
+                    f"epoch(s) by another plugin, before the task was packed; it is pruned "
+                    f"without its {budget.retrain_epochs} retraining epoch(s)",
+                    stacklevel=2,
+                )
         retraining_kept = self._keep_retraining_if_it_helped(strategy)
         self._seconds["search"] += time.perf_counter() - began
         task = self.packer.task
@@ -268,7 +285,6 @@ class PackingPlugin(SupervisedPlugin):
         self.packer.end_task()
         capacity = self.network.capacity()
         kept, unpruned, pruned, evaluations = self._packed
-        budget = self._budget
         report = TaskReport(
             task=task,
             unpruned_val_acc=unpruned,
@@ -278,7 +294,7 @@ class PackingPlugin(SupervisedPlugin):
             free_fraction=capacity.free,
             validation_examples=self.validation.size(task),
             search_evaluations=evaluations,
-            epochs_trained=budget.packed_after or 0,
+            epochs_trained=epochs_trained,
             under_trained=budget.under_trained,
             val_acc_per_epoch=tuple(self._val_accuracies),
             retraining_kept=retraining_kept,

@@ -6,7 +6,14 @@ attributes that some experience types lack (`task_labels` on a validation split'
 
 from __future__ import annotations
 
-__all__ = ["class_count", "task_label"]
+__all__ = ["TASK_LABELS_HOWTO", "check_new_task", "class_count", "task_label"]
+
+TASK_LABELS_HOWTO = (
+    "build the benchmark with task labels, e.g. PermutedMNIST(..., return_task_id=True), "
+    "SplitMNIST(..., return_task_id=True) or nc_benchmark(..., task_labels=True, "
+    "class_ids_from_zero_in_each_exp=True)"
+)
+"""How an Avalanche user gets a task-incremental stream: the fix named by task-label errors."""
 
 
 def task_label(experience) -> int:
@@ -23,3 +30,17 @@ def task_label(experience) -> int:
 def class_count(experience) -> int:
     """Outputs a head needs for `experience`: its largest class label + 1."""
     return int(max(experience.dataset.targets.uniques)) + 1
+
+
+def check_new_task(experience, trained_tasks: int, *, strategy: str) -> int:
+    """The task label of `experience`, about to be trained after `trained_tasks` tasks;
+    ValueError naming the fix when it is a task already trained (a stream without task
+    labels, or a class-incremental one, labels every experience 0)."""
+    task = task_label(experience)
+    if task < trained_tasks:
+        raise ValueError(
+            f"experience {experience.current_experience} has task label {task}, a task "
+            f"trained already: {strategy} is task-incremental and needs a new task label "
+            f"per experience (0, 1, 2, … in order); {TASK_LABELS_HOWTO}"
+        )
+    return task

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from avalanche.models import MultiTaskModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from clearn.network import TaskNetwork as _CoreTaskNetwork
-from strategies.experience import class_count, task_label
+from clearn.network import task_agnostic_logits
+from strategies.experience import TASK_LABELS_HOWTO, class_count, task_label
 
 __all__ = ["TaskNetwork"]
 
@@ -20,7 +21,8 @@ class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
     classes, and the backbone's output width is measured on the experience's first example,
     so a user passes a backbone and nothing about the stream. Task labels arrive in order
     0, 1, 2, …. Tasks with a head but not yet trained (Avalanche evaluates them before
-    training, for forward transfer) are answered at chance level by their untrained head.
+    training, for forward transfer) are answered at chance level by their untrained head,
+    which training redraws wider when its experience shows more classes.
     """
 
     def adaptation(self, experience) -> None:
@@ -28,10 +30,17 @@ class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
         classes = class_count(experience)
         if task < self.n_tasks:
             width = self.heads[task].out_features
-            if classes > width:
+            if classes > width and task >= self.trained_tasks:
+                # Avalanche evaluated the task before training it (eval_every, forward
+                # transfer) on an experience that showed fewer of its classes: the head,
+                # not trained yet, is drawn again at the width training needs.
+                device = self.heads[task].weight.device
+                self.heads[task] = nn.Linear(self.feature_size, classes).to(device)
+            elif classes > width:
                 raise ValueError(
                     f"task {task} has class labels up to {classes - 1}, its head has {width} "
-                    f"outputs: a task's classes must all come in its first experience"
+                    f"outputs: a task's classes must all come in its first experience, each "
+                    f"task numbering its classes from 0; {TASK_LABELS_HOWTO}"
                 )
             return
         if task > self.n_tasks:
@@ -42,8 +51,23 @@ class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
         example = experience.dataset[0][0].unsqueeze(0).to(self._adaptation_device)
         self.add_head(classes, example=example)
 
-    def forward(self, x: Tensor, task_labels: Tensor | int | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, task_labels: Tensor | int | None = None
+    ) -> Tensor | dict[int, Tensor]:
+        """Logits of each example's task; without task labels, as Avalanche's
+        `MultiTaskModule` defines it, every task's logits by task (what LwF distils). The
+        task-agnostic answer, each example's task inferred, is `predict_task_agnostic`."""
+        if task_labels is None:
+            return self.forward_all_tasks(x)
         return super().forward(x, task_labels, allow_untrained=True)
+
+    def forward_all_tasks(self, x: Tensor) -> dict[int, Tensor]:
+        return {task: self.forward_single_task(x, task) for task in range(self.n_tasks)}
+
+    def predict_task_agnostic(self, x: Tensor) -> Tensor:
+        """Logits without task labels: each example answered by the head of the task
+        inferred for it (`infer_task`), zero-padded to the widest head."""
+        return task_agnostic_logits(self.infer_task(x))
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         return self.forward_task(x, task_label, allow_untrained=True)

@@ -1,0 +1,112 @@
+"""What an Avalanche user writes around EfficientPackNet, in the shape of a user's script:
+validation streams built by Avalanche, early stopping on them, Avalanche's own plugins,
+its templates' keyword arguments, and streams without task labels."""
+
+import pytest
+import torch
+from avalanche.benchmarks import nc_benchmark
+from avalanche.benchmarks.scenarios.validation_scenario import benchmark_with_validation_stream
+from avalanche.evaluation.metrics import loss_metrics
+from avalanche.training.plugins import EarlyStoppingPlugin, EvaluationPlugin, LwFPlugin
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from scenarios.datasets import load_dataset
+from strategies import EfficientPackNet, TaskNetwork
+from strategies.avalanche_compat import minibatch_task_labels
+
+
+class LabelledTensors(TensorDataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__(images, labels)
+        self.targets = labels
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_dataset("digits")
+    train = LabelledTensors(data.train_images.float() / 16, data.train_labels)
+    test = LabelledTensors(data.test_images.float() / 16, data.test_labels)
+    return train, test
+
+
+def user_strategy(**options) -> EfficientPackNet:
+    torch.manual_seed(0)
+    model = TaskNetwork(backbone=nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU()))
+    return EfficientPackNet(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.3),
+        train_epochs=options.pop("train_epochs", 3),
+        evaluator=options.pop("evaluator", EvaluationPlugin(loggers=[])),
+        **options,
+    )
+
+
+def test_a_validation_stream_built_by_avalanche_validates_each_task(digits):
+    # benchmark_with_validation_stream's experiences lack `task_labels`, so Avalanche calls
+    # the model without them: the task was inferred before any was trained (UnknownTaskError).
+    benchmark = benchmark_with_validation_stream(
+        nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                     class_ids_from_zero_in_each_exp=True),
+        0.1,
+    )  # fmt: skip
+    strategy = user_strategy(valid_stream=benchmark.valid_stream)
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    sizes = [len(e.dataset) for e in benchmark.valid_stream[:2]]
+    assert [r.validation_examples for r in strategy.packing.reports] == sizes
+    assert all(r.unpruned_val_acc > 0.8 for r in strategy.packing.reports)
+
+
+def test_early_stopping_on_the_validation_stream_stops_a_task(digits):
+    benchmark = benchmark_with_validation_stream(
+        nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                     class_ids_from_zero_in_each_exp=True),
+        0.1,
+    )  # fmt: skip
+    stopping = EarlyStoppingPlugin(patience=1, val_stream_name="valid_stream", mode="min",
+                                   metric_name="Loss_Stream", peval_mode="epoch")
+    strategy = user_strategy(
+        valid_stream=benchmark.valid_stream, plugins=[stopping], train_epochs=100, eval_every=1,
+        evaluator=EvaluationPlugin(loss_metrics(stream=True), loggers=[]),
+    )
+    with pytest.warns(UserWarning, match="pruned without its 1 retraining epoch"):
+        strategy.train(benchmark.train_stream[0], eval_streams=[benchmark.valid_stream[0]])
+    epochs = strategy.clock.train_exp_epochs
+    assert 1 <= epochs < 100
+    # The report says how long the task trained, though clearn's budget did not end it.
+    assert strategy.packing.reports[0].epochs_trained == epochs
+
+
+def test_a_stream_without_task_labels_is_refused_naming_the_fix(digits):
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=False, seed=0)
+    strategy = user_strategy()
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    with pytest.raises(ValueError, match="task-incremental.*return_task_id=True"):
+        strategy.train(benchmark.train_stream[1], eval_streams=[])
+
+
+def test_keyword_arguments_of_avalanches_templates_pass_through():
+    strategy = user_strategy(peval_mode="iteration")
+    assert strategy.plugins[0] is strategy.packing
+
+
+def test_avalanches_lwf_plugin_distils_every_heads_output(digits):
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                             class_ids_from_zero_in_each_exp=True)  # fmt: skip
+    strategy = user_strategy(plugins=[LwFPlugin(alpha=1.0, temperature=2.0)])
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    model = strategy.model
+    outputs = model(torch.zeros(4, 64), None)
+    assert sorted(outputs) == [0, 1] and all(o.shape == (4, 2) for o in outputs.values())
+    assert model.predict_task_agnostic(torch.zeros(4, 64)).shape == (4, 2)
+
+
+def test_the_minibatch_task_labels_are_its_last_entry():
+    class Strategy:
+        mbatch = (torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([4, 4]))
+
+    assert minibatch_task_labels(Strategy()).tolist() == [4, 4]
+    Strategy.mbatch = Strategy.mbatch[:2]
+    assert minibatch_task_labels(Strategy()) is None
