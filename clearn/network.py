@@ -207,6 +207,19 @@ class TaskNetwork(nn.Module):
         self.feature_size = state.get("feature_size", self.feature_size)
         self.input_statistics = dict(state.get("input_statistics", {}))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Heads the saved network grew (add_head, Avalanche's adaptation) and this one lacks
+        # are built from the saved weights' shapes, before the children load: a freshly
+        # built network takes a trained one's state as it is.
+        head = f"{prefix}heads."
+        saved = {int(key[len(head) :].split(".")[0]) for key in state_dict if key.startswith(head)}
+        for index in range(len(self.heads), len(saved)):
+            weight = state_dict[f"{head}{index}.weight"]
+            if self.feature_size is None:
+                self.feature_size = int(weight.shape[1])
+            self.add_head(int(weight.shape[0]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def show_free_weights(self, visible: bool) -> None:
         """While task `training_task` trains, its queries see free weights (True) or not."""
         self._see_free = visible

@@ -110,3 +110,20 @@ def test_the_minibatch_task_labels_are_its_last_entry():
     assert minibatch_task_labels(Strategy()).tolist() == [4, 4]
     Strategy.mbatch = Strategy.mbatch[:2]
     assert minibatch_task_labels(Strategy()) is None
+
+
+def test_a_trained_network_loads_into_a_freshly_built_one(digits, tmp_path):
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                             class_ids_from_zero_in_each_exp=True)  # fmt: skip
+    strategy = user_strategy()
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    torch.save(strategy.model.state_dict(), tmp_path / "model.pt")
+    fresh = TaskNetwork(backbone=nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU()))
+    fresh.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    inputs = torch.rand(16, 64)
+    strategy.model.eval()
+    fresh.eval()
+    assert [h.out_features for h in fresh.heads] == [2, 2] and fresh.trained_tasks == 2
+    for task in (0, 1):
+        assert torch.equal(fresh(inputs, task), strategy.model(inputs, task))
