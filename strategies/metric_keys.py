@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CAPACITY",
     "CAPACITY_FREE",
     "CAPACITY_USED",
     "experience_accuracy_key",
@@ -10,6 +11,8 @@ __all__ = [
     "task_owned_key",
 ]
 
+CAPACITY = "Capacity"
+"""Prefix (and the metric's name) of every capacity value."""
 CAPACITY_USED = "Capacity/used"
 """Share of the maskable weights owned by some task, after each training experience."""
 CAPACITY_FREE = "Capacity/free"
