@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from strategies.plateau_stop import stop_after_this_epoch
 from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, sample_batches
 
 __all__ = ["PackingPlugin", "TaskReport"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class PackingPlugin(SupervisedPlugin):
     out of the training experience. The survivors are then retrained for `retrain_epochs`
     epochs (taken from the cap). A task still improving when the cap ends its training is
     reported `under_trained`. `init_scale` multiplies every weight drawn (1 keeps the layer's
-    own PyTorch init). Every default is `clearn run`'s.
+    own PyTorch init). Every default is `clearn run`'s. Notices go to the `logging` module
+    (`strategies.*` loggers); `verbose` logs each task's report at INFO level.
     """
 
     def __init__(
@@ -303,4 +307,4 @@ class PackingPlugin(SupervisedPlugin):
         )
         self.reports.append(report)
         if self.verbose:
-            print(report)
+            logger.info("%s", report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch
 from torch import nn
@@ -14,6 +15,8 @@ from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
 
 __all__ = ["DEFAULT_VALIDATION_SHARE", "ValidationData", "dataset_batches", "sample_batches"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_VALIDATION_SHARE = 0.1
 """Share of each training experience held out for validation when there is no valid_stream."""
@@ -77,7 +80,7 @@ class ValidationData:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + task)
         order = torch.randperm(len(dataset), generator=generator).tolist()
         if not self._held_out:
-            print(
+            logger.warning(
                 f"validation: no valid_stream given, so each task validates on a seeded "
                 f"{self.share:.0%} of its training experience (seed {self.seed}), held out "
                 f"of training"

@@ -31,7 +31,7 @@ def efficient_packnet(**options) -> EfficientPackNet:
     )
 
 
-def test_a_stock_benchmark_needs_one_model_and_one_strategy(stock_benchmark, capsys):
+def test_a_stock_benchmark_needs_one_model_and_one_strategy(stock_benchmark, caplog):
     strategy = efficient_packnet()
     model = strategy.model
     test_stream = stock_benchmark.test_stream
@@ -51,7 +51,7 @@ def test_a_stock_benchmark_needs_one_model_and_one_strategy(stock_benchmark, cap
         share = DEFAULT_VALIDATION_SHARE
         assert report.validation_examples == round(share * len(experience.dataset))
         assert report.pruned_val_acc >= 0.99 * report.unpruned_val_acc
-    assert "no valid_stream given" in capsys.readouterr().out
+    assert "no valid_stream given" in caplog.text
     for task, experience in enumerate(test_stream):
         batches = torch.utils.data.DataLoader(experience.dataset.eval(), batch_size=64)
         assert task_accuracy(model, batches, task, "cpu") > 0.9
