@@ -168,10 +168,15 @@ class HatNetwork(nn.Module):
         return self.heads[task](self.backbone(inputs).flatten(1))
 
     def forward(
-        self, inputs: Tensor, task_labels: Tensor | int, *, allow_untrained: bool = False
+        self, inputs: Tensor, task_labels: Tensor | int | None, *, allow_untrained: bool = False
     ) -> Tensor:
         """Logits for a batch whose examples may belong to different tasks: each task's
         examples go through its own gates and head, rows zero-padded to the widest head."""
+        if task_labels is None:
+            raise ValueError(
+                "HAT answers task-aware queries only: pass the task label of the batch or of "
+                "each example (its task-agnostic inference is not implemented)"
+            )
         if isinstance(task_labels, int):
             return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)
         if task_labels.dim() != 1 or len(task_labels) != len(inputs):

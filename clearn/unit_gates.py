@@ -5,7 +5,9 @@ A gate is a forward hook on the layer (or on the BatchNorm right after it, which
 otherwise normalise the gating away), not a weight parametrization: the gate scales the
 layer's *outputs*, the weights stay plain tensors whose gradients HAT masks, and the same hook
 works on Linear, Conv and BatchNorm layers of any backbone without touching their code.
-Removing the hooks gives the plain backbone back.
+Removing the hooks gives the plain backbone back. HAT's code gates after the ReLU, dropout and
+max-pooling that follow a layer; a gate ≥ 0 per unit commutes with each of them, so gating the
+layer's output is the same network.
 """
 
 from __future__ import annotations
