@@ -1,7 +1,13 @@
-"""Checkpoints written atomically and read back with a clear error when they are not ours."""
+"""Checkpoints written atomically as tensors and plain data, and read back without running code.
+
+A checkpoint is read with `torch.load(..., weights_only=True)`: a file holding anything but
+tensors and plain containers (a pickle with a `__reduce__` payload, say) is refused before any
+of it runs. One written by another checkpoint format is refused by its marker.
+"""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +17,12 @@ from clearn.app.io import write_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
-CHECKPOINT_FORMAT = "clearn-checkpoint-1"
+CHECKPOINT_FORMAT = "clearn-checkpoint-2"
+"""Version 2: plain data only (version 1 pickled plugins and RNG states)."""
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is corrupt, truncated, or was not written by clearn."""
+    """A checkpoint file is corrupt, truncated, unsafe, or was not written by this clearn."""
 
 
 def save_checkpoint(path: str | Path, content: dict[str, Any]) -> Path:
@@ -29,14 +36,28 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`, or raise CheckpointError naming it."""
     path = Path(path)
     try:
-        # weights_only=False: checkpoints hold RNG states and baseline plugins' state; only
-        # load checkpoints you wrote.
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message is several lines long; the cause is always the same.
+        raise CheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain data (code, "
+            f"perhaps); clearn did not run them. Delete it to start over"
+        ) from None
     except Exception as error:  # torch raises many types for a damaged file
         raise CheckpointError(
-            f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); delete it "
-            f"to start over"
-        ) from error
+            f"{path}: cannot read the checkpoint ({type(error).__name__}: {one_line(error)}); "
+            f"delete it to start over"
+        ) from None
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a clearn checkpoint ({CHECKPOINT_FORMAT})")
+        found = content.get("format") if isinstance(content, dict) else None
+        raise CheckpointError(
+            f"{path}: not a checkpoint of this clearn version (format {one_line(found)!s}, "
+            f"expected {CHECKPOINT_FORMAT}); delete it to start over"
+        )
     return content
+
+
+def one_line(value: object, limit: int = 200) -> str:
+    """`value`'s text on one line, cut to `limit` characters."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "…"

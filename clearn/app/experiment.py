@@ -21,7 +21,7 @@ from avalanche.logging import TensorboardLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from clearn.app.checkpoint import load_checkpoint, save_checkpoint
+from clearn.app.checkpoint import CheckpointError, load_checkpoint, one_line, save_checkpoint
 from clearn.app.config import RunConfig, read_config, write_config
 from clearn.app.factory import assemble, run_stream
 from clearn.app.plots import (
@@ -53,10 +53,19 @@ CHECKPOINT = Path("checkpoints") / "last.pt"
 
 
 def _rng_state() -> dict[str, Any]:
+    """Every generator's state as tensors and plain data (what a safe checkpoint holds)."""
+    name, key, position, has_gauss, cached = np.random.get_state(legacy=True)
+    version, words, gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "name": name,
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": version, "words": list(words), "gauss": gauss},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -65,8 +74,18 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    saved = state["numpy"]
+    np.random.set_state(
+        (
+            saved["name"],
+            saved["key"].numpy().astype(np.uint32),
+            saved["position"],
+            saved["has_gauss"],
+            saved["cached_gaussian"],
+        )
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["words"]), python["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -187,7 +206,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
             return dataclasses.replace(RunResult.read(saved), already_finished=True)
         if (saved / CHECKPOINT).exists():
             state = load_checkpoint(saved / CHECKPOINT)
-            config = RunConfig(**state["config"])
+            config = _checkpoint_config(state, saved)
             if state.get("finished"):
                 return dataclasses.replace(RunResult.read(saved), already_finished=True)
         else:  # killed before its first task ended: nothing to keep, start it again
@@ -212,18 +231,14 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
     agnostic: dict[str, list] = {"accuracy": [], "task_id": []}
     """Task-agnostic and task-id accuracy matrices (--task-agnostic)."""
     if state is not None:
-        assembled.model.load_state_dict(state["model"])
-        load_strategy_state(strategy, state["strategy"])
-        matrix, seconds = state["matrix"], state["train_seconds"]
-        agnostic = state["task_agnostic"]
-        _set_rng_state(state["rng"])
+        matrix, seconds, agnostic = _restore(state, assembled, total, saved / CHECKPOINT)
     checkpoint = state  # the last saved checkpoint; replaced after every trained task
     try:
         start_task = len(matrix)
         experiences = stream.benchmark.train_stream
         joint = spec_for(config.strategy).joint
-        if joint:
-            units = [(total - 1, experiences)]
+        if joint:  # one unit of training, done once: a checkpoint holds its result
+            units = [] if matrix else [(total - 1, experiences)]
         else:
             units = [(task, experiences[task]) for task in range(start_task, total)]
         progress = tqdm(
@@ -296,6 +311,46 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
     results.write(out)
     save_checkpoint(out / CHECKPOINT, {**checkpoint, "finished": True})
     return results
+
+
+def _checkpoint_config(state: dict[str, Any], saved: Path) -> RunConfig:
+    """The configuration a checkpoint was saved with, which must be the run folder's."""
+    path = saved / CHECKPOINT
+    options = state.get("config")
+    try:
+        config = RunConfig(**options)
+    except TypeError as error:
+        raise CheckpointError(
+            f"{path}: its options do not fit this clearn version ({one_line(error)})"
+        ) from None
+    if (saved / CONFIG_FILE).exists():
+        folder = RunConfig(**read_config(saved / CONFIG_FILE)).to_dict()
+        changed = sorted(k for k, v in config.to_dict().items() if folder.get(k) != v)
+        if changed:
+            raise CheckpointError(
+                f"{path} was saved with other options than {saved / CONFIG_FILE} "
+                f"({', '.join(changed)} differ); one of the two was edited: restore it or "
+                f"delete the folder"
+            )
+    return config
+
+
+def _restore(state: dict[str, Any], assembled, total: int, path: Path) -> tuple[list, list, dict]:
+    """Load a checkpoint into the assembled strategy; return its matrix, per-task seconds and
+    task-agnostic rows. A checkpoint that does not fit raises CheckpointError naming it."""
+    try:
+        matrix, seconds, agnostic = state["matrix"], state["train_seconds"], state["task_agnostic"]
+        if not isinstance(matrix, list) or not 0 < len(matrix) <= total:
+            raise ValueError(f"its accuracy matrix has no row for 1 to {total} tasks")
+        assembled.model.load_state_dict(state["model"])
+        load_strategy_state(assembled.strategy, state["strategy"])
+        _set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as error:
+        raise CheckpointError(
+            f"{path} does not fit this run ({type(error).__name__}: {one_line(error)}); "
+            f"delete it to start over"
+        ) from None
+    return matrix, seconds, agnostic
 
 
 def check_reusable(config: RunConfig, out: str | Path) -> bool:
