@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from avalanche.core import SupervisedPlugin
+from avalanche.training.plugins import GDumbPlugin, GenerativeReplayPlugin, ReplayPlugin
 from torch import nn
 
 from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
@@ -33,6 +34,9 @@ from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, samp
 __all__ = ["PackingPlugin", "TaskReport"]
 
 logger = logging.getLogger(__name__)
+
+DATA_CHANGING = (ReplayPlugin, GenerativeReplayPlugin, GDumbPlugin)
+"""Avalanche plugins that replace or extend a task's training data, refused by packing."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,16 @@ class PackingPlugin(SupervisedPlugin):
             device=strategy.device,
         )
 
+    def before_training(self, strategy, **kwargs) -> None:
+        refused = [type(p).__name__ for p in strategy.plugins if isinstance(p, DATA_CHANGING)]
+        if refused:
+            raise ValueError(
+                f"{refused[0]} changes what a task trains on (earlier tasks' examples or a "
+                f"buffer instead of the task's data); under task packing earlier tasks' "
+                f"weights are frozen and cannot forget, so it only spends time and capacity: "
+                f"remove it"
+            )
+
     def before_train_dataset_adaptation(self, strategy, **kwargs) -> None:
         trained = strategy.model.trained_tasks if isinstance(strategy.model, TaskNetwork) else 0
         check_new_task(strategy.experience, trained, strategy="clearn's task packing")
@@ -306,5 +320,10 @@ class PackingPlugin(SupervisedPlugin):
             search_seconds=self._seconds["search"],
         )
         self.reports.append(report)
+        if report.under_trained:
+            logger.warning(
+                "task %d was still improving (validation loss) when the cap of %d epochs "
+                "ended its training: raise train_epochs", task, strategy.train_epochs
+            )
         if self.verbose:
             logger.info("%s", report)

@@ -7,7 +7,12 @@ import torch
 from avalanche.benchmarks import nc_benchmark
 from avalanche.benchmarks.scenarios.validation_scenario import benchmark_with_validation_stream
 from avalanche.evaluation.metrics import loss_metrics
-from avalanche.training.plugins import EarlyStoppingPlugin, EvaluationPlugin, LwFPlugin
+from avalanche.training.plugins import (
+    EarlyStoppingPlugin,
+    EvaluationPlugin,
+    LwFPlugin,
+    ReplayPlugin,
+)
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -127,3 +132,20 @@ def test_a_trained_network_loads_into_a_freshly_built_one(digits, tmp_path):
     assert [h.out_features for h in fresh.heads] == [2, 2] and fresh.trained_tasks == 2
     for task in (0, 1):
         assert torch.equal(fresh(inputs, task), strategy.model(inputs, task))
+
+
+def test_a_replay_plugin_is_refused_in_one_sentence(digits):
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                             class_ids_from_zero_in_each_exp=True)  # fmt: skip
+    strategy = user_strategy(plugins=[ReplayPlugin(mem_size=20)])
+    with pytest.raises(ValueError, match="ReplayPlugin changes what a task trains on"):
+        strategy.train(benchmark.train_stream[0], eval_streams=[])
+
+
+def test_a_budget_too_small_to_train_is_warned_about(digits, caplog):
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                             class_ids_from_zero_in_each_exp=True)  # fmt: skip
+    strategy = user_strategy(train_epochs=2)  # Avalanche's usual test budget
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    assert strategy.packing.reports[0].under_trained
+    assert "task 0 was still improving" in caplog.text and "raise train_epochs" in caplog.text
