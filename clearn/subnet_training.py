@@ -20,7 +20,11 @@ from clearn.packing import FrozenEntries, Phase, PhaseError
 from clearn.subnet_network import SubnetMethod, SubnetNetwork
 
 __all__ = [
+    "DEFAULT_SUPSUP_BATCH_SIZE",
+    "DEFAULT_SUPSUP_EPOCHS",
     "DEFAULT_SUPSUP_LR",
+    "DEFAULT_WSN_BATCH_SIZE",
+    "DEFAULT_WSN_EPOCHS",
     "DEFAULT_WSN_LR",
     "SUPSUP_PMNIST_LR",
     "SubnetTrainer",
@@ -30,6 +34,10 @@ __all__ = [
 DEFAULT_WSN_LR = 1e-3  # WSN scripts/wsn/*.sh: --optim adam --lr 1e-3, re-created per task
 DEFAULT_SUPSUP_LR = 1e-3  # SupSup GG split CIFAR-100 (rn18-supsup.yaml): adam, lr 0.001
 SUPSUP_PMNIST_LR = 1e-4  # SupSup long PMNIST (LeNet-250-tasks): rmsprop, lr 1e-4
+DEFAULT_WSN_BATCH_SIZE = 10  # WSN scripts/wsn/wsn_pmnist.sh: --batch_size_train 10
+DEFAULT_WSN_EPOCHS = 5  # WSN main_wsn_pmnist.py: --n_epochs 5
+DEFAULT_SUPSUP_BATCH_SIZE = 128  # SupSup rn18-supsup.yaml (GG split CIFAR-100): batch_size 128
+DEFAULT_SUPSUP_EPOCHS = 100  # SupSup rn18-supsup.yaml: epochs 100
 
 
 def paper_optimizer(
