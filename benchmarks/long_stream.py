@@ -47,7 +47,7 @@ def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, RunConfig.alph
     finished = run_all(configs, jobs=len(configs))
     runs = {alpha: finished[alpha] for alpha in alphas}
     free = {a: [r["free_fraction"] for r in results.task_reports] for a, results in runs.items()}
-    defaults = RunConfig()
+    defaults = RunConfig().resolved()
     print(
         f"Long stream: permuted-{dataset}, {tasks} tasks x 1 epoch, epn, gamma "
         f"{defaults.gamma:g}, lr {defaults.lr:g} (one thread per run, both at once)"

@@ -28,6 +28,7 @@ from clearn.hat import (
 from clearn.hat_masks import hat_capacity
 from clearn.hat_network import HatNetwork as _CoreHatNetwork
 from clearn.packing import zero_gradient_moves_nothing
+from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.experience import task_label
 from strategies.hat_model import HatNetwork
@@ -173,7 +174,7 @@ class HatLrPlugin(SupervisedPlugin):
             self._best = None
 
 
-class HAT(ListenedCallbacks, SupervisedTemplate):
+class HAT(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     """HAT as an Avalanche strategy: one model (`strategies.HatNetwork`), one strategy.
 
     Every default is HAT's (joansj/hat: SGD lr 0.05 ÷ 3 after 5 epochs without a lower
@@ -206,6 +207,7 @@ class HAT(ListenedCallbacks, SupervisedTemplate):
         restore_best: bool = True,
         thres_emb: float = THRES_EMB,
         seed: int = 0,
+        **base_kwargs,
     ) -> None:
         if not isinstance(model, HatNetwork):
             raise ValueError(
@@ -229,4 +231,5 @@ class HAT(ListenedCallbacks, SupervisedTemplate):
             plugins=[self.schedule, self.hat, *(plugins or [])],
             evaluator=evaluator,
             eval_every=eval_every,
+            **base_kwargs,
         )

@@ -44,6 +44,7 @@ MAX_ALPHA = 8.0
 MAX_TASKS = 32766
 """Most tasks a run takes: ownership masks widen to int16, whose codes tell 32766 apart."""
 OPTIMIZERS = ("sgd", "adam", "adamw")
+DEFAULT_OPTIMIZER = "sgd"
 FREE_WEIGHTS = ("redraw", "keep")
 
 
@@ -81,8 +82,17 @@ class RunConfig:
     )
     model: str = _option("mlp", help="backbone", choices=MODELS)
     hidden: list[int] = _option(help="MLP widths", factory=lambda: [300, 100])
-    optimizer: str = _option("sgd", help="optimizer", choices=OPTIMIZERS)
-    lr: float = _option(DEFAULT_LR, help="learning rate")
+    optimizer: str | None = _option(
+        None,
+        help=f"optimizer (default: the strategy's: {DEFAULT_OPTIMIZER}, or its paper's for "
+        f"the peer methods)",
+        choices=OPTIMIZERS,
+    )
+    lr: float | None = _option(
+        None,
+        help=f"learning rate (default: the strategy's: {DEFAULT_LR:g}, or its paper's for the "
+        f"peer methods)",
+    )
     momentum: float = _option(0.0, help="SGD momentum")
     weight_decay: float = _option(0.0, help="weight decay")
     batch_size: int = _option(DEFAULT_BATCH_SIZE, help="training minibatch size")
@@ -117,7 +127,7 @@ class RunConfig:
         choices=FREE_WEIGHTS,
     )
     regularisation: float | None = _option(
-        None, help="lambda of ewc/si, alpha of lwf (default: the baseline's)"
+        None, help="lambda of ewc/si, alpha of lwf, c of hat (default: the strategy's)"
     )
     eval_every_tasks: int = _option(
         1, help="evaluate earlier tasks after every N-th task only (current and last always)"
@@ -144,9 +154,19 @@ class RunConfig:
         False, help="also log to Weights & Biases (WANDB_MODE=offline works without network)"
     )
 
+    def resolved(self) -> RunConfig:
+        """This config with the options left to the strategy (`optimizer`, `lr`) filled in:
+        its spec's `defaults` (the peer methods' papers), else clearn's."""
+        spec = STRATEGIES.get(self.strategy)
+        defaults = {"optimizer": DEFAULT_OPTIMIZER, "lr": DEFAULT_LR}
+        defaults.update(spec.defaults if spec else {})
+        left = {key: value for key, value in defaults.items() if getattr(self, key) is None}
+        return dataclasses.replace(self, **left) if left else self
+
     def validate(self) -> RunConfig:
         """Check every option, its type first; return self."""
         self._check_types()
+        resolved = self.resolved()
         if self.scenario not in STREAM_NAMES:
             raise ValueError(
                 f"unknown scenario {self.scenario!r}; choose one of {', '.join(STREAM_NAMES)}"
@@ -156,7 +176,7 @@ class RunConfig:
         check_gamma(self.gamma)
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.optimizer not in OPTIMIZERS:
+        if resolved.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
@@ -200,7 +220,7 @@ class RunConfig:
             raise ValueError(f"retrain_epochs must not be negative, got {self.retrain_epochs}")
         if not 0.0 <= self.prune_fraction < 1.0:
             raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
-        if self.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:
+        if resolved.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:
             raise ValueError("lr must be positive; batch_size and eval_every_tasks at least 1")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden needs positive layer widths, got {self.hidden}")
@@ -225,8 +245,9 @@ class RunConfig:
                 raise ValueError(f"{option.name} must be a finite number, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every option (None values kept)."""
-        return dataclasses.asdict(self)
+        """Plain dict of every option, those left to the strategy filled in (other None
+        values kept)."""
+        return dataclasses.asdict(self.resolved())
 
 
 def _has_type(value: object, kind: object) -> bool:

@@ -56,7 +56,8 @@ def run_stream(config: RunConfig) -> TaskStream:
 
 
 def make_optimizer(config: RunConfig, parameters) -> torch.optim.Optimizer:
-    """The optimizer the run names, over `parameters`."""
+    """The optimizer the run names (or its strategy's), over `parameters`."""
+    config = config.resolved()
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay

@@ -7,7 +7,7 @@ Adding a strategy is one `StrategySpec` in `STRATEGIES`; nothing else names stra
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from avalanche.models.packnet import PackNetModel, PackNetPlugin
@@ -16,8 +16,12 @@ from avalanche.training.supervised.joint_training import JointTraining
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from clearn.hat import DEFAULT_C as HAT_C
+from clearn.hat import DEFAULT_LR as HAT_LR
 from scenarios.streams import TaskStream
 from strategies.efficient_packnet import EfficientPackNet
+from strategies.hat import HAT
+from strategies.hat_model import HatNetwork
 from strategies.heads import MultiHeadNet
 from strategies.task_model import TaskNetwork
 
@@ -76,6 +80,9 @@ class StrategySpec:
     """Trains the whole stream at once and evaluates every task."""
     min_epochs: int = 1
     """Fewest epochs a task can train with (Avalanche's PackNet prunes after the first)."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """Run options the strategy sets when the run leaves them unset (`optimizer`, `lr`):
+    the peer methods' papers' settings."""
 
 
 def _packed_network(request: ModelRequest) -> nn.Module:
@@ -164,6 +171,26 @@ def _lwf(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
     )
 
 
+def _hat_network(request: ModelRequest) -> nn.Module:
+    return HatNetwork(
+        backbone=request.features,
+        feature_size=request.width,
+        classes_per_task=request.classes_per_task,
+    )
+
+
+def _hat(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
+    # HAT sets the step size itself: each task starts at lr, divided by 3 on a plateau of
+    # its validation loss (5 epochs), the task ending below 1e-4 or at the epoch cap.
+    return HAT(
+        valid_stream=stream.benchmark.valid_stream,
+        c=HAT_C if config.regularisation is None else config.regularisation,
+        lr=config.resolved().lr,
+        seed=config.seed,
+        **common,
+    )
+
+
 def _template(template: type[SupervisedTemplate]) -> StrategyBuilder:
     return lambda config, stream, common: template(**common)
 
@@ -186,6 +213,13 @@ STRATEGIES: dict[str, StrategySpec] = {
             build_strategy=_efficient_packnet("packnet"),
             packs=True,
             distributed=True,
+        ),
+        StrategySpec(
+            name="hat",
+            summary="HAT (Serrà et al. 2018): per-task unit gates (c: --regularisation)",
+            build_model=_hat_network,
+            build_strategy=_hat,
+            defaults={"lr": HAT_LR},  # joansj/hat src/run.py: SGD lr 0.05
         ),
         StrategySpec(
             name="avalanche-packnet",

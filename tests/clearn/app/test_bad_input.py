@@ -44,7 +44,7 @@ def test_cuda_without_a_gpu_is_named(tmp_path, cli, monkeypatch):
 
 def test_a_bad_sweep_value_fails_before_any_run(tmp_path, cli):
     code, _, error = cli("sweep", *QUICK, "--vary", "lr=abc", "--out", str(tmp_path / "sweep"))
-    assert code == 2 and "lr must be a number, got 'abc'" in error
+    assert code == 2 and "lr must be a number or unset, got 'abc'" in error
     assert not (tmp_path / "sweep").exists()
 
 
