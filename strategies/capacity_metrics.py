@@ -10,12 +10,21 @@ from avalanche.models.packnet import WeightAndBiasPackNetModule
 from torch import nn
 
 from clearn.capacity import Capacity, ownership_capacity
+from clearn.hat_masks import hat_capacity
+from clearn.hat_network import HatNetwork
+from clearn.mask_capacity import network_mask_capacity, ownership_mask_capacity
 from clearn.network import TaskNetwork
 from strategies.epn import PackingPlugin
 from strategies.experience import task_label
-from strategies.metric_keys import CAPACITY_FREE, CAPACITY_USED, task_kept_key, task_owned_key
+from strategies.metric_keys import (
+    CAPACITY_CAP,
+    CAPACITY_FREE,
+    CAPACITY_USED,
+    task_kept_key,
+    task_owned_key,
+)
 
-__all__ = ["CapacityMetric", "capacity_metrics", "model_capacity"]
+__all__ = ["CapacityMetric", "capacity_metrics", "model_cap", "model_capacity"]
 
 
 def model_capacity(model: nn.Module, *, tasks: int) -> Capacity | None:
@@ -35,8 +44,24 @@ def model_capacity(model: nn.Module, *, tasks: int) -> Capacity | None:
     )
 
 
+def model_cap(model: nn.Module, *, tasks: int) -> float | None:
+    """The WSN paper's CAP of `model` after `tasks` tasks, one definition for every mask
+    method (`clearn.mask_capacity`): weights used by any task plus the masks' storage, as
+    shares of the dense float32 network; None for a model that does not mask tasks."""
+    for module in model.modules():
+        if isinstance(module, TaskNetwork):
+            return network_mask_capacity(module)
+        if isinstance(module, HatNetwork):
+            return hat_capacity(module)
+    packnet = [m for m in model.modules() if isinstance(m, WeightAndBiasPackNetModule)]
+    if not packnet:
+        return None
+    return ownership_mask_capacity([m.task_index for m in packnet], tasks=tasks, first_task_code=0)
+
+
 class CapacityMetric(PluginMetric[float]):
-    """After each training experience: `Capacity/used`, `Capacity/free`, and for the task
+    """After each training experience: `Capacity/CAP` (the WSN paper's, every mask method),
+    `Capacity/used`, `Capacity/free`, and for the task
     just trained `Capacity/owned/TaskNNN` (share of the network it owns) and, under a
     PackingPlugin, `Capacity/kept/TaskNNN` (share of the weights it trained that it kept)."""
 
@@ -53,10 +78,12 @@ class CapacityMetric(PluginMetric[float]):
     def after_training_exp(self, strategy) -> list[MetricValue]:
         task = task_label(strategy.experience)  # tasks come in order: 0..task are trained
         self._capacity = model_capacity(strategy.model, tasks=task + 1)
-        if self._capacity is None:
-            return []
+        cap = model_cap(strategy.model, tasks=task + 1)
         step = strategy.clock.train_iterations
-        values = [
+        values = [] if cap is None else [MetricValue(self, CAPACITY_CAP, cap, step)]
+        if self._capacity is None:
+            return values
+        values += [
             MetricValue(self, CAPACITY_USED, self._capacity.used, step),
             MetricValue(self, CAPACITY_FREE, self._capacity.free, step),
         ]

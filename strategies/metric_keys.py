@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "CAPACITY",
+    "CAPACITY_CAP",
     "CAPACITY_FREE",
     "CAPACITY_USED",
     "experience_accuracy_key",
@@ -13,6 +14,8 @@ __all__ = [
 
 CAPACITY = "Capacity"
 """Prefix (and the metric's name) of every capacity value."""
+CAPACITY_CAP = "Capacity/CAP"
+"""The WSN paper's CAP: share of the weights any task uses plus the masks' storage."""
 CAPACITY_USED = "Capacity/used"
 """Share of the maskable weights owned by some task, after each training experience."""
 CAPACITY_FREE = "Capacity/free"
