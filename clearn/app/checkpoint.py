@@ -8,6 +8,7 @@ of it runs. One written by another checkpoint format is refused by its marker.
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`, or raise CheckpointError naming it."""
     path = Path(path)
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns in lines of its own about old pickles
+            warnings.simplefilter("ignore")
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        # torch's message is several lines long; the cause is always the same.
+        # torch's message is many lines long, and a damaged file reads like a crafted one.
         raise CheckpointError(
-            f"{path}: refused: it holds objects other than tensors and plain data (code, "
-            f"perhaps); clearn did not run them. Delete it to start over"
+            f"{path}: cannot read the checkpoint: refused, it is damaged or holds objects "
+            f"other than tensors and plain data (none of it was run); delete it to start over"
         ) from None
     except Exception as error:  # torch raises many types for a damaged file
         raise CheckpointError(
@@ -51,7 +54,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
         found = content.get("format") if isinstance(content, dict) else None
         raise CheckpointError(
-            f"{path}: not a checkpoint of this clearn version (format {one_line(found)!s}, "
+            f"{path}: not a clearn checkpoint of this version (format {one_line(found)!s}, "
             f"expected {CHECKPOINT_FORMAT}); delete it to start over"
         )
     return content

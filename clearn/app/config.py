@@ -13,6 +13,7 @@ from typing import Any
 import tomli_w
 import torch
 
+from clearn.app.io import write_text_atomic
 from clearn.app.registry import STRATEGY_NAMES, spec_for
 from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
 from clearn.epn import (
@@ -311,7 +312,5 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 def write_config(config: RunConfig, path: str | Path) -> Path:
     """Save `config` as TOML (options that are None are left out)."""
-    path = Path(path)
     content = {key: value for key, value in config.to_dict().items() if value is not None}
-    path.write_text(tomli_w.dumps(content))
-    return path
+    return write_text_atomic(path, tomli_w.dumps(content))

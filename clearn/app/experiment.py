@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import random
 import tempfile
 import time
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from clearn.app.checkpoint import CheckpointError, load_checkpoint, one_line, save_checkpoint
 from clearn.app.config import RunConfig, read_config, write_config
 from clearn.app.factory import assemble, run_stream
+from clearn.app.io import open_for_append, write_text_atomic
 from clearn.app.plots import (
     plot_accuracy_matrix,
     plot_capacity,
@@ -92,7 +94,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def _evaluator(out: Path, config: RunConfig):
     # Line-buffered: a killed run loses no line of its log.
-    log = open(out / "avalanche_log.txt", "a", buffering=1)  # noqa: SIM115 - closed by the run
+    log = open_for_append(out / "avalanche_log.txt")  # closed by the run
     if process_rank()[0] != 0:  # Avalanche lets only the main process of a group log
         loggers = []
     else:
@@ -152,11 +154,12 @@ def draw_plots(results: RunResult, out: Path) -> list[Path]:
 
 
 def _write_matrix_csv(matrix: list[list[float | None]], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["after_task"] + [f"task_{j}" for j in range(len(matrix[0]))])
-        for i, row in enumerate(matrix):
-            writer.writerow([i] + ["" if v is None else f"{v:.6f}" for v in row])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["after_task"] + [f"task_{j}" for j in range(len(matrix[0]))])
+    for i, row in enumerate(matrix):
+        writer.writerow([i] + ["" if v is None else f"{v:.6f}" for v in row])
+    write_text_atomic(path, text.getvalue())
 
 
 def _add_task_agnostic_rows(agnostic, network, stream, evaluated, device) -> None:

@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from clearn.app.io import write_atomic
+
 __all__ = [
     "plot_accuracy_matrix",
     "plot_average_accuracy",
@@ -66,10 +68,9 @@ def _figure(*grid: int, figsize: tuple[float, float], **options: Any) -> tuple[F
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
+    """Write the figure as PNG through `write_atomic` (never through a link at `path`)."""
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    return path
+    return write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
 
 
 def plot_accuracy_matrix(

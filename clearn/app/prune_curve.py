@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_prune_curve
+from clearn.app.run_folder import claim_run_folder
 from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from clearn.powerprop import apply_powerprop, check_alpha, effective_weights, remove_powerprop
@@ -204,9 +205,14 @@ def protocol_splits(data: ImageData, config: PruneCurveConfig) -> dict[str, tupl
 def run_prune_curve(
     config: PruneCurveConfig, out_dir: str | Path, data: ImageData | None = None
 ) -> dict[str, Any]:
-    """Run the protocol for each α of `config`; write JSON and PNG into `out_dir`; return it."""
+    """Run the protocol for each α of `config`; write JSON and PNG into `out_dir` (a new or
+    empty folder, held as a run folder is); return it."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_run_folder(out, resume=False):
+        return _run_prune_curve(config, out, data)
+
+
+def _run_prune_curve(config: PruneCurveConfig, out: Path, data: ImageData | None) -> dict[str, Any]:
     if data is None:
         data = load_dataset(config.dataset, root=config.data_root, download=config.download)
     splits = protocol_splits(data, config)

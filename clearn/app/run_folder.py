@@ -1,7 +1,10 @@
 """One run per folder: the folder's rules, and an exclusive lock held for the run's life.
 
 The lock is an advisory `flock` on `<out>/.lock`: the kernel releases it when the process
-ends however it ends, so a lock left by a killed run is never mistaken for a live one.
+ends however it ends, so a lock left by a killed run is never mistaken for a live one. A new
+folder is created with one `mkdir` (no `exist_ok`), so that of two runs racing for it exactly
+one proceeds, and only a run that holds the lock ever removes what it created. A folder
+holding a symbolic link is refused: nothing a run writes may land outside it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,23 @@ class ResultsExistError(FileExistsError):
     """The folder holds a run (or other files), or no run to resume, or is in use."""
 
 
+def _links(out: Path) -> list[str]:
+    """Symbolic links anywhere under `out` (not followed), relative to it."""
+    found = []
+    for root, folders, files in os.walk(out):
+        for name in folders + files:
+            if (Path(root) / name).is_symlink():
+                found.append(str((Path(root) / name).relative_to(out)))
+    return sorted(found)
+
+
 def _check_contents(out: Path, *, resume: bool) -> None:
+    links = _links(out)
+    if links:
+        raise ResultsExistError(
+            f"{out} holds symbolic links ({', '.join(links[:3])}); a run folder holds only "
+            f"the files clearn writes: remove them"
+        )
     holds_run = (out / CONFIG_FILE).is_file()
     if resume and not holds_run:
         raise ResultsExistError(f"{out} holds no run to resume (no {CONFIG_FILE})")
@@ -39,39 +58,91 @@ def _check_contents(out: Path, *, resume: bool) -> None:
         )
 
 
-@contextmanager
-def claim_run_folder(out: Path, *, resume: bool) -> Iterator[None]:
-    """Check that `out` may take this run (a new or empty folder; with `resume`, a folder
-    holding a run) and hold its lock until the block ends."""
-    if resume and not out.is_dir():
-        raise ResultsExistError(f"{out} does not exist: there is no run to resume")
-    created = not out.exists()
+def _create(out: Path, *, resume: bool) -> bool:
+    """Make `out` (its parents as needed); return whether this call created it."""
+    if out.is_symlink():
+        raise ResultsExistError(f"{out} is a symbolic link; choose a real folder for the run")
+    if resume:
+        if not out.is_dir():
+            raise ResultsExistError(f"{out} does not exist: there is no run to resume")
+        return False
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole block
+        out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise PermissionError(f"output folder {out} is not writable ({error.strerror})") from None
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            owner = lock.read().strip() or "another process"
-            raise ResultsExistError(
-                f"{out} is in use by another clearn run ({owner}); wait for it to end or "
-                f"choose another --out"
-            ) from None
-        _check_contents(out, resume=resume)
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}\n")
-        lock.flush()
-        yield
+        os.mkdir(out)
+    except FileExistsError:
+        if not out.is_dir():
+            raise ResultsExistError(f"{out} exists and is not a folder") from None
+        return False
+    except OSError as error:
+        raise PermissionError(f"output folder {out} is not writable ({error.strerror})") from None
+    return True
+
+
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """The lock file's descriptor, and whether this call created the file (never through a
+    link: `O_NOFOLLOW`)."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        pass
+    try:
+        return os.open(path, flags), False
+    except OSError as error:
+        reason = (
+            "is a symbolic link" if path.is_symlink() else f"cannot be opened ({error.strerror})"
+        )
+        raise ResultsExistError(f"{path} {reason}; remove it") from None
+
+
+def _lock(descriptor: int, out: Path) -> None:
+    """Take the folder's lock, or raise ResultsExistError naming its holder."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(descriptor, 200, 0).decode(errors="replace").strip()
+        raise ResultsExistError(
+            f"{out} is in use by another clearn run ({owner or 'another process'}); wait for "
+            f"it to end or choose another --out"
+        ) from None
+    try:
+        current = os.stat(out / LOCK_FILE, follow_symlinks=False)
+    except FileNotFoundError:
+        current = None
+    if current is None or current.st_ino != os.fstat(descriptor).st_ino:
+        # The file was removed by a run giving the folder up as we opened it: not ours.
+        raise ResultsExistError(f"{out} is in use by another clearn run; choose another --out")
+
+
+@contextmanager
+def claim_run_folder(out: Path, *, resume: bool) -> Iterator[None]:
+    """Check that `out` may take this run (a new or empty folder; with `resume`, a folder
+    holding a run) and hold its lock until the block ends. A refused or failed run leaves
+    no lock file and no folder it created behind (only the lock's holder removes them)."""
+    out = Path(out)
+    created = _create(out, resume=resume)
+    try:
+        descriptor, made_lock = _open_lock(out / LOCK_FILE)
     except BaseException:
-        # A run that failed before writing anything leaves no folder it created behind.
-        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:
-            (out / LOCK_FILE).unlink()
+        if created:
             out.rmdir()
         raise
+    held = False
+    try:
+        _lock(descriptor, out)
+        held = True
+        _check_contents(out, resume=resume)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"pid {os.getpid()}\n".encode(), 0)
+        yield
+    except BaseException:
+        if held and made_lock:
+            (out / LOCK_FILE).unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
     finally:
-        lock.close()  # closing releases the lock
+        os.close(descriptor)  # closing releases the lock

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +16,7 @@ from tqdm.auto import tqdm
 from clearn.app.config import RunConfig
 from clearn.app.executors import RunFailure, RunJob, run_jobs
 from clearn.app.experiment import check_reusable
-from clearn.app.io import write_json_atomic
+from clearn.app.io import write_json_atomic, write_text_atomic
 from clearn.app.plots import plot_frontier
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table, number, percent
@@ -30,11 +32,46 @@ RESULT_KEYS = ("acc", "capacity_used", "free_fraction", "train_seconds", "folder
 """Keys of a sweep point that hold results; every other key is a run option."""
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+"""Characters a run folder's name never holds (a path separator among them)."""
+_NAME_LIMIT = 120
+
+
 def _run_name(options: Mapping[str, Any]) -> str:
-    return "_".join(
+    """The folder name of one grid point: `key-value` pairs, always one plain path component.
+    A value with other characters, or a long name, gets a digest of the options, so that
+    different points never share a folder."""
+    name = "_".join(
         f"{key}-{value:g}" if isinstance(value, float) else f"{key}-{value}"
         for key, value in options.items()
     )
+    safe = _UNSAFE.sub("+", name)
+    if safe == name and len(name) <= _NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(repr(list(options.items())).encode()).hexdigest()[:12]
+    return f"{safe[:_NAME_LIMIT]}_{digest}"
+
+
+def _check_grid(combinations: list[dict[str, Any]], jobs: list[RunJob], out: Path) -> None:
+    """Refuse a grid holding one run twice, or a folder that would not be right under `out`."""
+    folders: dict[str, dict[str, Any]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for options, job in zip(combinations, jobs, strict=True):
+        if job.folder.resolve().parent != out.resolve():
+            raise ValueError(f"grid point {_shown(options)} would run outside --out {out}")
+        config = repr(sorted(job.config.to_dict().items()))
+        earlier = folders.get(job.folder.name) or configs.get(config)
+        if earlier is not None:
+            raise ValueError(
+                f"the grid holds the same run twice ({_shown(earlier)} and {_shown(options)}); "
+                f"list each value once"
+            )
+        folders[job.folder.name] = configs[config] = options
+
+
+def _shown(options: Mapping[str, Any], limit: int = 80) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _point(options: Mapping[str, Any], results: RunResult, folder: Path) -> dict[str, Any]:
@@ -78,6 +115,7 @@ def run_sweep(
         RunJob(config, out / _run_name(options))
         for options, config in zip(combinations, configs, strict=True)
     ]
+    _check_grid(combinations, jobs, out)
     for job in jobs:
         check_reusable(job.config, job.folder)
     outcomes = run_jobs(jobs, executor=executor, workers=workers, ray_address=ray_address)
@@ -100,7 +138,7 @@ def run_sweep(
     points = content["points"]
     if points:
         shown = seed_means(points) if "seed" in grid else points
-        (out / "sweep.md").write_text(sweep_table(shown) + "\n")
+        write_text_atomic(out / "sweep.md", sweep_table(shown) + "\n")
         if "gamma" in grid:
             series = [k for k in keys if k not in ("gamma", "seed")]
             plot_frontier(
