@@ -43,8 +43,14 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise DataFileError(f"{path}: not a readable CIFAR python batch ({error})") from error
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         raise DataFileError(f"{path}: CIFAR batch lacks the keys b'data' and {label_key!r}")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
+    if data.dtype != np.uint8:
+        raise DataFileError(f"{path}: CIFAR data must be uint8 pixels, not {data.dtype}")
+    if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+        raise DataFileError(
+            f"{path}: CIFAR labels must be non-negative whole numbers, not {labels.dtype}"
+        )
+    labels = labels.astype(np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
         raise DataFileError(
             f"{path}: CIFAR batch has data {data.shape} and {labels.shape[0]} labels; "
