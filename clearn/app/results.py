@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,4 +89,37 @@ class RunResult:
         missing = sorted(required - set(content)) if isinstance(content, dict) else ["all"]
         if missing:
             raise ValueError(f"{path} is not a `clearn run`'s results: {missing} missing")
+        hints = typing.get_type_hints(cls)
+        for name in (f.name for f in fields if f.name in content):
+            if not _fits(content[name], hints[name]):
+                raise ValueError(
+                    f"{path}: {name} is not a {_shown_type(hints[name])}: was the file edited?"
+                )
+        matrix = content["accuracy_matrix"]
+        if not matrix or any(len(row) != len(matrix[0]) for row in matrix):
+            raise ValueError(f"{path}: accuracy_matrix is not a table of equal rows")
         return cls(**{f.name: content[f.name] for f in fields if f.name in content})
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether JSON `value` has the type `kind` (the annotations RunResult uses)."""
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return True
+    if kind is type(None):
+        return value is None
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, option) for option in arguments)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, arguments[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(v, arguments[1]) for v in value.values())
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _shown_type(kind: Any) -> str:
+    return str(kind).replace("typing.", "")
