@@ -184,6 +184,10 @@ class TaskNetwork(nn.Module):
             first_task_code=FREE + 1,
         )
 
+    def used_masks(self) -> dict[str, Tensor]:
+        """Per masked layer, which weights some trained task uses (owns, here)."""
+        return {name: mask.owner != FREE for name, mask in self.masks.items()}
+
     @property
     def n_tasks(self) -> int:
         """Number of heads, i.e. tasks the network can answer (trained or not)."""

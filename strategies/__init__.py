@@ -1,19 +1,34 @@
-"""Avalanche side of clearn: the EfficientPackNet strategy, its model, plugins and metrics."""
+"""Avalanche side of clearn: EfficientPackNet and the peer mask methods (WSN, SupSup, HAT) as
+strategies, their models, plugins and metrics."""
 
 from strategies.capacity_metrics import CapacityMetric, capacity_metrics, model_capacity
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin, TaskReport
+from strategies.hat import HAT, HatLrPlugin, HatPlugin
+from strategies.hat_model import HatNetwork
 from strategies.plateau_stop import PlateauStopPlugin
+from strategies.subnet_model import SubnetTaskNetwork
+from strategies.subnet_plugin import SubnetPlugin
+from strategies.supsup import SupSup
 from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 from strategies.validation import DEFAULT_VALIDATION_SHARE
+from strategies.wsn import WSN
 
 __all__ = [
     "DEFAULT_VALIDATION_SHARE",
     "CapacityMetric",
+    "HAT",
+    "WSN",
     "EfficientPackNet",
+    "HatLrPlugin",
+    "HatNetwork",
+    "HatPlugin",
     "PackingPlugin",
     "PlateauStopPlugin",
+    "SubnetPlugin",
+    "SubnetTaskNetwork",
+    "SupSup",
     "TaskNetwork",
     "TaskReport",
     "TensorLoaderPlugin",

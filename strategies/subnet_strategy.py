@@ -14,6 +14,7 @@ from clearn.budget import DEFAULT_PATIENCE
 from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
 from clearn.subnet_network import SubnetMethod, SubnetNetwork
 from clearn.subnet_training import paper_optimizer
+from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.plateau_stop import PlateauStopPlugin
 from strategies.subnet_plugin import SubnetPlugin
@@ -22,7 +23,7 @@ from strategies.validation import DEFAULT_VALIDATION_SHARE
 __all__ = ["SubnetStrategy"]
 
 
-class SubnetStrategy(ListenedCallbacks, SupervisedTemplate):
+class SubnetStrategy(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     """Trains each experience's task on its own binary mask of `model`'s weights.
 
     `model` is a `strategies.SubnetTaskNetwork` built with this strategy's `method`;
@@ -54,6 +55,7 @@ class SubnetStrategy(ListenedCallbacks, SupervisedTemplate):
         validation_share: float = DEFAULT_VALIDATION_SHARE,
         patience: int | None = None,
         seed: int = 0,
+        **base_kwargs,
     ) -> None:
         name = type(self).__name__
         if not isinstance(model, SubnetNetwork) or model.method != self.method:
@@ -86,6 +88,7 @@ class SubnetStrategy(ListenedCallbacks, SupervisedTemplate):
             plugins=[*extra, *(plugins or [])],
             evaluator=evaluator,
             eval_every=eval_every,
+            **base_kwargs,
         )
 
     def make_optimizer(self, reset_optimizer_state: bool = False, **kwargs) -> None:

@@ -47,10 +47,11 @@ class WSN(SubnetStrategy):
         validation_share: float = DEFAULT_VALIDATION_SHARE,
         patience: int | None = None,
         seed: int = 0,
+        **base_kwargs,
     ) -> None:
         super().__init__(
             model=model, optimizer=optimizer, criterion=criterion, train_mb_size=train_mb_size,
             train_epochs=train_epochs, eval_mb_size=eval_mb_size, device=device, plugins=plugins,
             evaluator=evaluator, eval_every=eval_every, valid_stream=valid_stream,
-            validation_share=validation_share, patience=patience, seed=seed,
+            validation_share=validation_share, patience=patience, seed=seed, **base_kwargs,
         )  # fmt: skip

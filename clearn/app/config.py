@@ -14,7 +14,7 @@ import tomli_w
 import torch
 
 from clearn.app.io import write_text_atomic
-from clearn.app.registry import STRATEGY_NAMES, spec_for
+from clearn.app.registry import STRATEGIES, STRATEGY_NAMES, spec_for
 from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
 from clearn.epn import (
     DEFAULT_ALPHA,
@@ -99,6 +99,11 @@ class RunConfig:
     batch_size: int = _option(DEFAULT_BATCH_SIZE, help="training minibatch size")
     gamma: float = _option(
         DEFAULT_GAMMA, help="epn: share of the unpruned validation accuracy each task keeps"
+    )
+    density: float | None = _option(
+        None,
+        help="wsn/supsup: share of each layer's weights a task's mask keeps (default: the "
+        "papers' 0.5)",
     )
     prune_fraction: float = _option(
         DEFAULT_PRUNE_FRACTION, help="packnet: share of each task's trained weights pruned"
@@ -219,6 +224,8 @@ class RunConfig:
             raise ValueError(f"patience must be 0 (off) or a number of epochs, got {self.patience}")
         if self.retrain_epochs < 0:
             raise ValueError(f"retrain_epochs must not be negative, got {self.retrain_epochs}")
+        if self.density is not None and not 0.0 < self.density <= 1.0:
+            raise ValueError(f"density must be in (0, 1], got {self.density}")
         if not 0.0 <= self.prune_fraction < 1.0:
             raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
         if resolved.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:

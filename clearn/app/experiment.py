@@ -39,10 +39,9 @@ from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
 from clearn.evaluation import task_agnostic_score
 from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights
-from clearn.task_mask import FREE
 from clearn.weight_study import magnitude_histogram
 from scenarios.tasks import TensorBatchLoader
-from strategies.capacity_metrics import capacity_metrics, model_capacity
+from strategies.capacity_metrics import capacity_metrics, model_cap, model_capacity
 from strategies.csv_logger import AppendingCSVLogger
 from strategies.distributed import process_rank
 from strategies.metric_keys import experience_accuracy_key
@@ -123,7 +122,7 @@ def _weight_histogram(assembled) -> dict[str, Any]:
         network.select(None)
         weights = effective_weights(network.backbone)
         values = torch.cat(
-            [weights[n][m.owner != FREE].abs().flatten() for n, m in network.masks.items()]
+            [weights[n][used].abs().flatten() for n, used in network.used_masks().items()]
         )
     else:
         values = torch.cat([w.abs().flatten() for w in effective_weights(assembled.model).values()])
@@ -418,6 +417,7 @@ def _results(
         forgetting=forgetting(matrix),
         capacity=list(capacity.owned) if capacity else None,
         free_fraction=capacity.free if capacity else None,
+        cap=model_cap(assembled.model, tasks=len(matrix)),
         train_seconds=sum(seconds),
         train_seconds_per_task=seconds,
         task_reports=[dataclasses.asdict(r) for r in reports],

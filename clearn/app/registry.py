@@ -18,12 +18,16 @@ from torch import nn
 
 from clearn.hat import DEFAULT_C as HAT_C
 from clearn.hat import DEFAULT_LR as HAT_LR
+from clearn.subnet_training import DEFAULT_SUPSUP_LR, DEFAULT_WSN_LR
 from scenarios.streams import TaskStream
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.hat import HAT
 from strategies.hat_model import HatNetwork
 from strategies.heads import MultiHeadNet
+from strategies.subnet_model import SubnetTaskNetwork
+from strategies.supsup import SupSup
 from strategies.task_model import TaskNetwork
+from strategies.wsn import WSN
 
 if TYPE_CHECKING:  # the config names strategies from here; the builders only read it
     from clearn.app.config import RunConfig
@@ -171,6 +175,30 @@ def _lwf(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
     )
 
 
+def _subnet_network(method: str) -> ModelBuilder:
+    def build(request: ModelRequest) -> nn.Module:
+        config = request.config
+        return SubnetTaskNetwork(
+            backbone=request.features,
+            feature_size=request.width,
+            classes_per_task=request.classes_per_task,
+            method=method,
+            density=config.density,
+            per_task_norm=config.per_task_norm,
+            seed=config.seed,
+        )
+
+    return build
+
+
+def _subnet_strategy(template: type[SupervisedTemplate]) -> StrategyBuilder:
+    # The run's plateau stop (spec.plateau_stop) budgets each task, as for the baselines.
+    def build(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
+        return template(valid_stream=stream.benchmark.valid_stream, seed=config.seed, **common)
+
+    return build
+
+
 def _hat_network(request: ModelRequest) -> nn.Module:
     return HatNetwork(
         backbone=request.features,
@@ -213,6 +241,22 @@ STRATEGIES: dict[str, StrategySpec] = {
             build_strategy=_efficient_packnet("packnet"),
             packs=True,
             distributed=True,
+        ),
+        StrategySpec(
+            name="wsn",
+            summary="WSN (Kang et al. 2022): a learnt top-c mask per task (c: --density)",
+            build_model=_subnet_network("wsn"),
+            build_strategy=_subnet_strategy(WSN),
+            plateau_stop=True,
+            defaults={"optimizer": "adam", "lr": DEFAULT_WSN_LR},  # ihaeyong/WSN scripts
+        ),
+        StrategySpec(
+            name="supsup",
+            summary="SupSup (Wortsman et al. 2020): a supermask per task on fixed random weights",
+            build_model=_subnet_network("supsup"),
+            build_strategy=_subnet_strategy(SupSup),
+            plateau_stop=True,
+            defaults={"optimizer": "adam", "lr": DEFAULT_SUPSUP_LR},  # supsup rn18-supsup.yaml
         ),
         StrategySpec(
             name="hat",

@@ -35,6 +35,10 @@ class RunResult:
     capacity: list[float] | None
     """Share of the maskable weights each task owns; None for strategies that do not pack."""
     free_fraction: float | None
+    cap: float | None = None
+    """The WSN paper's CAP after the last task, one definition for every mask method: share
+    of the weights any task uses plus the masks' storage as a share of the float32 network
+    (`strategies.capacity_metrics.model_cap`); None for strategies that mask nothing."""
     train_seconds: float
     train_seconds_per_task: list[float]
     config: dict[str, Any]

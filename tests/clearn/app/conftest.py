@@ -21,6 +21,21 @@ def cli(capsys):
     return call
 
 
+OPTIMIZER_CLASSES = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop)
+"""The optimizers a run may build (its own or a strategy's paper's): their steps are counted."""
+
+
+def count_optimizer_steps(patcher, before_step) -> None:
+    """Call `before_step()` ahead of every optimizer step, whatever the optimizer class."""
+    for kind in OPTIMIZER_CLASSES:
+
+        def step(self, *args, _original=kind.step, **kwargs):
+            before_step()
+            return _original(self, *args, **kwargs)
+
+        patcher.setattr(kind, "step", step)
+
+
 @pytest.fixture
 def run_counting_steps(monkeypatch):
     """Runs a config straight through in this process; returns its results (as in
@@ -28,11 +43,10 @@ def run_counting_steps(monkeypatch):
 
     def run(config: RunConfig, out) -> tuple[dict, list[int]]:
         steps, ends = [0], []
-        original_step, original_save = torch.optim.SGD.step, experiment.save_checkpoint
+        original_save = experiment.save_checkpoint
 
-        def step(self, *args, **kwargs):
+        def count() -> None:
             steps[0] += 1
-            return original_step(self, *args, **kwargs)
 
         def save(path, state):
             if not state.get("finished"):
@@ -40,7 +54,7 @@ def run_counting_steps(monkeypatch):
             return original_save(path, state)
 
         with monkeypatch.context() as patched:
-            patched.setattr(torch.optim.SGD, "step", step)
+            count_optimizer_steps(patched, count)
             patched.setattr(experiment, "save_checkpoint", save)
             results = experiment.run_experiment(config, out).to_dict()
         return results, [end - begin for begin, end in zip([0, *ends], ends, strict=False)]

@@ -120,7 +120,7 @@ def test_our_metrics_agree_with_avalanches_on_a_forgetting_run(tmp_path):
     ("args", "message"),
     [
         (["--scenario", "rotated-mnist"], "unknown scenario"),
-        (["--strategy", "hat"], "invalid choice"),
+        (["--strategy", "piggyback"], "invalid choice"),
         (["--alpha", "0.5"], "alpha must be"),
         (["--tasks", "0"], "at least 1"),
         (["--scenario", "split-digits", "--tasks", "6"], "forms 1 to 5 tasks"),

@@ -9,13 +9,13 @@ import sys
 import textwrap
 
 import pytest
-import torch
 
 from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT, run_experiment
 from clearn.app.registry import STRATEGY_NAMES
 from clearn.app.run_folder import ResultsExistError, claim_run_folder
+from tests.clearn.app.conftest import count_optimizer_steps
 
 TINY = dict(scenario="permuted-digits", tasks=2, epochs=2, hidden=[16], patience=0)
 
@@ -106,15 +106,14 @@ class Interrupted(BaseException):
 
 def interrupt_at(monkeypatch, step: int) -> None:
     """Make the `step`-th optimizer step from now raise Interrupted."""
-    original, steps = torch.optim.SGD.step, [0]
+    steps = [0]
 
-    def counted(self, *args, **kwargs):
+    def counted() -> None:
         steps[0] += 1
         if steps[0] == step:
             raise Interrupted
-        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.SGD, "step", counted)
+    count_optimizer_steps(monkeypatch, counted)
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
