@@ -1,11 +1,28 @@
 """The `clearn` command line: argument parsing and one-line errors (exit code 2)."""
 
+# ruff: noqa: E402 - the Ctrl-C handler below is set before the slow imports it covers.
 from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+
+def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C while the command line's modules load: one line, exit code 1."""
+    print("clearn: interrupted while starting; nothing was written", file=sys.stderr)
+    raise SystemExit(1)
+
+
+_IN_MAIN_THREAD = threading.current_thread() is threading.main_thread()
+if _IN_MAIN_THREAD:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 import argparse
 import dataclasses
+import errno
 import os
-import sys
 import tomllib
 import typing
 from argparse import SUPPRESS
@@ -15,7 +32,7 @@ from pathlib import Path
 import torch
 
 from clearn.app.compare import compare_runs
-from clearn.app.config import RunConfig, read_config
+from clearn.app.config import RunConfig, brief, check_device, read_config
 from clearn.app.executors import EXECUTORS
 from clearn.app.experiment import draw_plots, run_experiment
 from clearn.app.prune_curve import PruneCurveConfig, run_prune_curve, summary_table
@@ -32,14 +49,28 @@ from strategies.distributed import (
     stop_process_group,
 )
 
+if _IN_MAIN_THREAD:  # loaded: from here on Ctrl-C is KeyboardInterrupt, which main reports
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 __all__ = ["main"]
+
+LONGEST_MESSAGE = 400
+"""Longest error message printed (a value from a file or a library's error can be huge)."""
+
+
+def _one_line(message: object) -> str:
+    """`message` as one line of at most LONGEST_MESSAGE characters."""
+    line = " ".join(str(message).split())
+    if len(line) <= LONGEST_MESSAGE:
+        return line
+    return f"{line[: LONGEST_MESSAGE - 30]}... ({len(line):,} characters)"
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
     """Argument errors as one line and exit code 2, without the usage block."""
 
     def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
 
 
 def _alpha(text: str) -> float:
@@ -76,7 +107,7 @@ def _varied_option(text: str) -> tuple[str, list]:
     known = {f.name for f in dataclasses.fields(RunConfig)}
     if field not in known or not values:
         raise argparse.ArgumentTypeError(
-            f"expected FIELD=V1,V2 with a run option as FIELD, got {text!r}; "
+            f"expected FIELD=V1,V2 with a run option as FIELD, got {brief(text)}; "
             f"options: {', '.join(sorted(known))}"
         )
 
@@ -91,6 +122,14 @@ def _varied_option(text: str) -> tuple[str, list]:
 
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _device(text: str) -> str:
+    """A --device value: cpu, cuda[:N] (present on this machine) or auto."""
+    try:
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_prune_curve(commands: argparse._SubParsersAction) -> None:
@@ -126,7 +165,9 @@ def _add_prune_curve(commands: argparse._SubParsersAction) -> None:
         help="folder in torchvision's layout (default: Avalanche's data folder)",
     )
     parser.add_argument("--download", action="store_true", help="let torchvision fetch data")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument(
+        "--device", type=_device, default="auto", help="cpu, cuda[:N] or auto (cuda if present)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/prune-curve"))
     parser.set_defaults(handler=_run_prune_curve)
 
@@ -146,7 +187,7 @@ def _run_prune_curve(args: argparse.Namespace) -> None:
         seed=args.seed,
         data_root=args.data_root,
         download=args.download,
-        device=args.device or _default_device(),
+        device=_default_device() if args.device == "auto" else args.device,
     )
     result = run_prune_curve(config, args.out)
     print(summary_table(result))
@@ -332,11 +373,20 @@ def _sweep(args: argparse.Namespace) -> None:
     for field, values in listed:
         if values:
             grid[field] = values
-    grid.update(args.vary)
-    if args.gammas:
-        grid["gamma"] = args.gammas
-    if args.seeds:
-        grid["seed"] = args.seeds
+    for field, values in args.vary:
+        if field in grid:
+            raise ValueError(
+                f"--vary {field} repeats a varied option (given twice, or also as --alphas, "
+                f"--lrs, --optimizers or --scopes): give its values once"
+            )
+        grid[field] = values
+    for field, values in (("gamma", args.gammas), ("seed", args.seeds)):
+        if values and field in grid:
+            raise ValueError(
+                f"--vary {field} and --{field}s both vary {field}: give its values once"
+            )
+        if values:
+            grid[field] = values
     if not grid:
         raise ValueError(
             "the sweep varies nothing: give --alphas, --gammas, --lrs, --optimizers, --scopes, "
@@ -376,38 +426,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTERRUPTED = {
+    "run": "the checkpoint of the last finished task is kept (continue with --resume)",
+    "sweep": "finished runs are kept (run the sweep again to reuse them)",
+}
+"""What an interrupted command kept, by command (the others keep nothing half-written)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line. Every error reaches the user as one line on stderr: exit code 2
     for bad input, data or a failing operating system, 1 for a run that stopped (diverged,
-    out of capacity, interrupted). CLEARN_DEBUG=1 shows the traceback of unexpected errors."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    command = f"clearn {args.command}"
+    out of capacity, interrupted). Output into a closed pipe ends quietly (exit code 1).
+    CLEARN_DEBUG=1 shows the traceback of unexpected errors."""
+    command = "clearn"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"clearn {args.command}"
         args.handler(args)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit
     except (FloatingPointError, CapacityExhaustedError, SweepFailedError) as error:
-        print(f"{command}: stopped: {error}", file=sys.stderr)
+        print(f"{command}: stopped: {_one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"{command}: interrupted; the checkpoint of the last finished task is kept "
-            f"(continue with --resume)",
-            file=sys.stderr,
-        )
+        kept = _INTERRUPTED.get(command.removeprefix("clearn "), "nothing half-written is kept")
+        print(f"{command}: interrupted; {kept}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _silence_stdout()
         return 1
     except (ValueError, DatasetNotFoundError, FileExistsError, PermissionError) as error:
-        print(f"{command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
+        if error.errno == errno.EPIPE:
+            _silence_stdout()
+            return 1
         where = f": {error.filename}" if error.filename else ""
-        print(f"{command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(error.strerror or error)}{where}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - one line for the user, traceback on request
         if os.environ.get("CLEARN_DEBUG"):
             raise
         print(
-            f"{command}: failed: {type(error).__name__}: {error} (CLEARN_DEBUG=1 shows where)",
+            f"{command}: failed: {type(error).__name__}: {_one_line(error)} "
+            f"(CLEARN_DEBUG=1 shows where)",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit into the closed pipe does not
+    raise again (Python's documented way to end quietly on SIGPIPE)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no descriptor (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -27,7 +28,7 @@ from clearn.epn import (
     DEFAULT_RETRAIN_EPOCHS,
     check_gamma,
 )
-from clearn.models import MODELS
+from clearn.models import MODELS, backbone
 from clearn.powerprop import check_alpha
 from clearn.pruning import DEFAULT_SCOPE, SCOPES
 from scenarios.streams import STREAM_NAMES
@@ -36,6 +37,9 @@ __all__ = [
     "FREE_WEIGHTS",
     "OPTIMIZERS",
     "RunConfig",
+    "brief",
+    "check_device",
+    "check_seed",
     "read_config",
     "write_config",
 ]
@@ -47,6 +51,28 @@ MAX_TASKS = 32766
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEFAULT_OPTIMIZER = "sgd"
 FREE_WEIGHTS = ("redraw", "keep")
+MAX_SEED = 2**32 - 1
+"""Largest seed a run takes (NumPy's generators take 0 to 2**32 - 1)."""
+INPUT_SHAPES = {
+    "digits": (1, 8, 8),
+    "mnist": (1, 28, 28),
+    "fmnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+}
+"""Image shape of each scenario's data set, to check the model before any data is loaded."""
+BYTES_PER_PARAMETER = 16
+"""Memory a trained float32 parameter takes: weight, gradient, two optimizer moments."""
+SHOWN_CHARACTERS = 60
+"""Longest value an error message repeats (a value from a file can be megabytes long)."""
+
+
+def brief(value: object) -> str:
+    """`repr(value)`, shortened to SHOWN_CHARACTERS for an error message."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[: SHOWN_CHARACTERS - 20]}... ({len(text):,} characters)"
 
 
 def _option(default: Any = MISSING, *, help: str, choices: tuple[str, ...] | None = None,
@@ -175,16 +201,24 @@ class RunConfig:
         resolved = self.resolved()
         if self.scenario not in STREAM_NAMES:
             raise ValueError(
-                f"unknown scenario {self.scenario!r}; choose one of {', '.join(STREAM_NAMES)}"
+                f"unknown scenario {brief(self.scenario)}; choose one of {', '.join(STREAM_NAMES)}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {brief(self.strategy)}; choose one of "
+                f"{', '.join(STRATEGY_NAMES)}"
             )
         spec = spec_for(self.strategy)
         check_alpha(self.alpha)
+        check_seed(self.seed)
         check_gamma(self.gamma)
         if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+            raise ValueError(
+                f"unknown model {brief(self.model)}; choose one of {', '.join(MODELS)}"
+            )
         if resolved.optimizer not in OPTIMIZERS:
             raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+                f"unknown optimizer {brief(self.optimizer)}; choose one of {', '.join(OPTIMIZERS)}"
             )
         if self.alpha > MAX_ALPHA:
             raise ValueError(
@@ -205,16 +239,24 @@ class RunConfig:
             raise ValueError(f"classes_per_task must be at least 1, got {self.classes_per_task}")
         if self.regularisation is not None and self.regularisation < 0:
             raise ValueError(f"regularisation must not be negative, got {self.regularisation:g}")
-        _check_device(self.device)
+        check_device(self.device)
         if self.task_agnostic and not spec.packs:
             raise ValueError(
                 f"task_agnostic inference needs a packed network "
                 f"({', '.join(n for n in STRATEGY_NAMES if spec_for(n).packs)}), not "
                 f"{self.strategy}"
             )
-        if self.train_per_class is not None and self.train_per_class < 1:
+        least = 2 if self.scenario.startswith("split-") else 1
+        if self.train_per_class is not None and self.train_per_class < least:
+            held_out = (
+                "; split streams hold a task's validation images out of its training "
+                "images, which then must keep every class"
+                if least > 1
+                else ""
+            )
             raise ValueError(
-                f"train_per_class must be at least 1 (or unset for all), got {self.train_per_class}"
+                f"train_per_class must be at least {least} for {self.scenario} (or unset for "
+                f"all), got {self.train_per_class}{held_out}"
             )
         if self.epochs < spec.min_epochs:
             raise ValueError(
@@ -231,16 +273,45 @@ class RunConfig:
         if resolved.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:
             raise ValueError("lr must be positive; batch_size and eval_every_tasks at least 1")
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden needs positive layer widths, got {self.hidden}")
+            raise ValueError(f"hidden needs positive layer widths, got {brief(self.hidden)}")
         if self.scope not in SCOPES:
-            raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
+            raise ValueError(f"scope must be 'layer' or 'global', got {brief(self.scope)}")
+        self._check_model()
         if not self.init_scale > 0:
             raise ValueError(f"init_scale must be positive, got {self.init_scale}")
         if self.free_weights not in FREE_WEIGHTS:
             raise ValueError(
-                f"free_weights must be one of {', '.join(FREE_WEIGHTS)}, got {self.free_weights!r}"
+                f"free_weights must be one of {', '.join(FREE_WEIGHTS)}, got "
+                f"{brief(self.free_weights)}"
             )
         return self
+
+    def _check_model(self) -> None:
+        """The model takes the scenario's images and its parameters fit in the memory of the
+        run's device, checked on a model built without memory (PyTorch's meta device)."""
+        shape = INPUT_SHAPES[self.scenario.partition("-")[2]]
+        try:
+            with torch.device("meta"):
+                features, width = backbone(self.model, input_shape=shape, hidden=self.hidden)
+        except ValueError as error:
+            raise ValueError(
+                f"model {self.model} cannot take {self.scenario}'s "
+                f"{'×'.join(map(str, shape))} images: {error}"
+            ) from None
+        parameters = sum(p.numel() for p in features.parameters()) + width * 10
+        needed = parameters * BYTES_PER_PARAMETER
+        available, where = _device_memory(self.device)
+        if needed > available:
+            named, fix = (
+                (f"hidden {brief(self.hidden)}", "narrower layers")
+                if self.model == "mlp"
+                else (f"model {self.model}", "a smaller model")
+            )
+            raise ValueError(
+                f"{named} makes a model of {parameters:.3g} parameters, about "
+                f"{needed / 2**30:.3g} GiB to train, more than the {available / 2**30:.3g} GiB "
+                f"of {where}: use {fix}"
+            )
 
     def _check_types(self) -> None:
         """Each field of its declared type (a TOML file can hold anything), floats finite."""
@@ -248,9 +319,9 @@ class RunConfig:
         for option in dataclasses.fields(self):
             value, kind = getattr(self, option.name), hints[option.name]
             if not _has_type(value, kind):
-                raise ValueError(f"{option.name} must be {_type_name(kind)}, got {value!r}")
+                raise ValueError(f"{option.name} must be {_type_name(kind)}, got {brief(value)}")
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{option.name} must be a finite number, got {value!r}")
+                raise ValueError(f"{option.name} must be a finite number, got {brief(value)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every option, those left to the strategy filled in (other None
@@ -284,17 +355,47 @@ def _type_name(kind: object) -> str:
     return " or ".join("unset" if t is type(None) else _type_name(t) for t in typing.get_args(kind))
 
 
-def _check_device(device: str) -> None:
+def check_seed(seed: int) -> int:
+    """Return `seed`, or raise ValueError naming it when no generator of a run takes it."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {brief(seed)}")
+    return seed
+
+
+def check_device(device: str) -> str:
+    """Return `device` ("auto", "cpu", "cuda" or "cuda:N"), or raise ValueError naming it
+    when it is no such device or this machine lacks it."""
     if device == "auto":
-        return
+        return device
     try:
         parsed = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}") from None
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {brief(device)}") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {brief(device)}")
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} asked for, but this machine has no CUDA GPU: use cpu")
-    if parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device} asked for, but this machine has {torch.cuda.device_count()} "
+            f"CUDA GPU(s): use cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+    return device
+
+
+def _device_memory(device: str) -> tuple[int, str]:
+    """Bytes a run on `device` may use, and what they are (a GPU's memory, else free RAM)."""
+    if device != "cpu" and torch.cuda.is_available():
+        index = torch.device("cuda" if device == "auto" else device).index or 0
+        return torch.cuda.get_device_properties(index).total_memory, f"GPU {index}"
+    try:  # MemAvailable counts the page cache the kernel gives back; SC_AVPHYS_PAGES does not
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "memory available"
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "memory available"
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -307,12 +408,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"config file {path} is not valid TOML: {error}") from None
-    options = {key.replace("-", "_"): value for key, value in options.items()}
+    spelled: dict[str, str] = {}
+    for key in options:
+        name = key.replace("-", "_")
+        if name in spelled:
+            raise ValueError(
+                f"config file {path} sets {name} twice, as {brief(spelled[name])} and "
+                f"{brief(key)}: keep one"
+            )
+        spelled[name] = key
+    options = {name: options[key] for name, key in spelled.items()}
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
+        shown = ", ".join(brief(key) for key in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise ValueError(
-            f"config file {path} has unknown options {unknown}; known: {sorted(known)}"
+            f"config file {path} has unknown options {shown}{more}; known: "
+            f"{', '.join(sorted(known))}"
         )
     return options
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -30,13 +31,16 @@ try:
 except ImportError:  # the optional extra is not installed: only the local executor works
     ray = None
 
-__all__ = ["EXECUTORS", "RunFailure", "RunJob", "run_jobs"]
+__all__ = ["EXECUTORS", "RunFailure", "RunJob", "check_ray_address", "run_jobs"]
 
 EXECUTORS = ("local", "ray")
 """The executors `clearn sweep --executor` offers; local is the default."""
 
 THREADS_PER_RUN = 1
 """Torch threads of every run (and the CPUs each Ray task asks for)."""
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a Ray cluster's address to answer (Ray itself retries for minutes)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,31 @@ def _on_ray(jobs: Sequence[RunJob], address: str | None) -> Iterator[tuple[int, 
             ray.shutdown()
 
 
+def check_ray_address(address: str | None) -> None:
+    """Raise ValueError naming --ray-address (or RAY_ADDRESS) when the cluster's host:port
+    does not accept a connection within RAY_CONNECT_TIMEOUT_S; no address (a local Ray
+    instance), "auto" and "local" are Ray's to resolve."""
+    option = "--ray-address"
+    if address is None:
+        address, option = os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS"
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{option} must be HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else error.strerror or error
+        raise ValueError(
+            f"{option} {address}: cannot reach a Ray cluster there within "
+            f"{RAY_CONNECT_TIMEOUT_S:g} s ({reason}); check the address, or leave it out "
+            f"for a local Ray instance"
+        ) from None
+
+
 def run_jobs(
     jobs: Sequence[RunJob],
     *,
@@ -154,4 +183,6 @@ def run_jobs(
         return _local(jobs, min(workers or os.cpu_count() or 1, max(len(jobs), 1)))
     if ray is None:
         raise ValueError("--executor ray needs Ray: pip install 'clearn[ray]'")
+    if not ray.is_initialized():
+        check_ray_address(ray_address)  # now, not when the first result is awaited
     return _on_ray(jobs, ray_address)

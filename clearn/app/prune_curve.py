@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from clearn.app.config import MAX_ALPHA, check_device, check_seed
 from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_prune_curve
 from clearn.app.run_folder import claim_run_folder
@@ -64,10 +65,19 @@ class PruneCurveConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        """Check every setting; ValueError naming the one to change."""
         for alpha in self.alphas:
-            check_alpha(alpha)
+            if check_alpha(alpha) > MAX_ALPHA:
+                raise ValueError(
+                    f"alpha must be at most {MAX_ALPHA:g} (w = |θ|^α underflows beyond; the "
+                    f"Powerprop paper uses 1 to 5), got {alpha:g}"
+                )
         if not self.alphas:
             raise ValueError("give at least one alpha")
+        check_seed(self.seed)
+        if self.device == "auto":
+            raise ValueError("device must be cpu or cuda[:N] (resolve auto before), got 'auto'")
+        check_device(self.device)
         if self.epochs < 1 or (self.steps is not None and self.steps < 1):
             raise ValueError("epochs and steps must be at least 1")
         if self.lr <= 0 or self.batch_size < 1:
