@@ -53,8 +53,9 @@ def torchvision_home(home: Path, source: Path = DEBIAN_FASHION_MNIST) -> Path:
     return home
 
 
-def run_example(home: Path) -> tuple[str, float]:
-    """Run the example in a fresh process with HOME=`home`; what it printed, its wall time."""
+def run_example(home: Path) -> tuple[str, str, float]:
+    """Run the example in a fresh process with HOME=`home`; what it printed on stdout and on
+    stderr (clearn's logged notices), its wall time."""
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", readme_example()],
@@ -67,7 +68,7 @@ def run_example(home: Path) -> tuple[str, float]:
     seconds = time.perf_counter() - began
     if done.returncode != 0:
         raise RuntimeError(f"the README example failed:\n{done.stderr[-2000:]}")
-    return done.stdout, seconds
+    return done.stdout, done.stderr, seconds
 
 
 def figures_of(printed: str) -> dict[str, float]:
@@ -91,7 +92,7 @@ def run(*, quick: bool = False) -> dict:
         print("README example: no Fashion-MNIST here (apt-get install dataset-fashion-mnist)")
         return {}
     with tempfile.TemporaryDirectory() as folder:
-        printed, seconds = run_example(torchvision_home(Path(folder)))
+        printed, _, seconds = run_example(torchvision_home(Path(folder)))
     measured = figures_of(printed)
     stated = stated_figures()
     rows = [

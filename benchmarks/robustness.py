@@ -179,7 +179,7 @@ def run(*, quick: bool = False) -> dict:
 
 
 def _default_settings() -> dict[str, Any]:
-    defaults = RunConfig()
+    defaults = RunConfig().resolved()
     keys = ("alpha", "normalise_step", "init_scale", "gamma", "retrain_epochs", "lr", "epochs")
     return {key: getattr(defaults, key) for key in (*keys, "patience")}
 

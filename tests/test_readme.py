@@ -33,8 +33,8 @@ def test_readme_avalanche_example_runs_on_a_stock_benchmark_as_written(tmp_path,
         test=100,
         compress=False,
     )
-    printed, _ = run_example(home)  # RuntimeError with the example's stderr if it fails
-    assert "no valid_stream given" in printed
+    printed, logged, _ = run_example(home)  # RuntimeError with its stderr if it fails
+    assert "no valid_stream given" in logged
     figures = figures_of(printed)
     assert figures["forgetting"] == 0.0
     assert 0 < figures["capacity_used"] <= 1

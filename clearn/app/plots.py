@@ -23,6 +23,7 @@ __all__ = [
     "plot_free_capacity",
     "plot_frontier",
     "plot_mechanism",
+    "plot_peer_frontiers",
     "plot_prune_curve",
     "plot_robustness",
     "plot_task_accuracy",
@@ -329,5 +330,39 @@ def plot_robustness(
             axes[row][column].grid(alpha=0.3)
     axes[0][0].set_ylabel("ACC (%)")
     axes[1][0].set_ylabel("capacity used (%)")
+    axes[0][0].legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_peer_frontiers(
+    panels: Mapping[str, Mapping[str, Sequence[tuple[float, float, str]]]], path: str | Path
+) -> Path:
+    """ACC against CAP (the WSN paper's), one panel per stream and protocol, one line per
+    method through its operating points `(cap, acc, label)`."""
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = _figure(
+        rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False
+    )
+    for index, (title, methods) in enumerate(panels.items()):
+        axis = axes[index // columns][index % columns]
+        for colour, (method, points) in enumerate(methods.items()):
+            ordered = sorted(points)
+            if not ordered:
+                continue
+            axis.plot(
+                [100 * cap for cap, _, _ in ordered],
+                [100 * acc for _, acc, _ in ordered],
+                marker="o", ms=4, color=f"C{colour}", label=method,
+            )  # fmt: skip
+            for cap, acc, label in ordered:
+                axis.annotate(label, (100 * cap, 100 * acc), fontsize=5, xytext=(2, 2),
+                              textcoords="offset points")  # fmt: skip
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel("CAP (% of the dense float32 network)")
+        axis.set_ylabel("ACC (%)")
+        axis.grid(alpha=0.3)
+    for index in range(len(panels), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
     axes[0][0].legend(fontsize=7)
     return _save(figure, path)

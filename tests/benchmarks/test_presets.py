@@ -24,4 +24,6 @@ def test_cifar100_presets_run_end_to_end_on_cifar_files(preset, cifar100_root, t
         data_root=str(cifar100_root),
     )
     results = run_experiment(config.validate(), tmp_path / preset.stem)
-    assert results.forgetting == 0.0 and len(results.capacity) == 2
+    assert results.cap is not None and len(results.accuracy_matrix) == 2
+    # Every mask method forgets nothing by design; HAT's gates are never exactly 0 or 1.
+    assert results.forgetting == 0.0 or (config.strategy == "hat" and results.forgetting < 0.05)

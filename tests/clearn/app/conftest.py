@@ -11,6 +11,7 @@ def cli(capsys):
     """The command line in this process (fast): returns (exit code, stdout, stderr)."""
 
     def call(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()  # what this call prints, not what came before it
         try:
             code = main(list(args))
         except SystemExit as stop:  # argparse's own errors
