@@ -32,9 +32,10 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "WSN protocol": {"hidden": [100, 100], "epochs": 5, "batch_size": 10, "patience": 0},
     "clearn protocol": {},
 }
-WSN_PROTOCOL_PACKING = {"optimizer": "sgd", "lr": 0.01}
-"""epn and PackNet under WSN's protocol: the lr of the protocol as a new user sets it (the
-peers take their papers' optimizers)."""
+WSN_PROTOCOL_PACKING = {"optimizer": "adam", "lr": 1e-3}
+"""epn and PackNet under WSN's protocol: the WSN paper's setting for PackNet (Adam lr 1e-3);
+the peers take their own papers' optimizers. With SGD lr 0.01 at batch 10, 5 epochs do not
+train Powerprop's weights (README)."""
 METHODS: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {
     # name: (options, operating points: label → options); the first point is the default.
     "epn": ({"strategy": "epn"}, {"γ 0.99": {}, "γ 0.95": {"gamma": 0.95},
@@ -43,11 +44,10 @@ METHODS: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {
         {"strategy": "packnet", "alpha": 1.0, "init_scale": 1.0},
         {"prune 0.5": {"prune_fraction": 0.5}, "prune 0.8": {"prune_fraction": 0.8}},
     ),
-    "wsn": ({"strategy": "wsn"}, {"c 0.5": {"density": 0.5}, "c 0.3": {"density": 0.3},
-                                  "c 0.1": {"density": 0.1}, "c 0.03": {"density": 0.03}}),
+    "wsn": ({"strategy": "wsn"}, {"c 0.5": {"density": 0.5}, "c 0.1": {"density": 0.1},
+                                  "c 0.03": {"density": 0.03}}),
     "supsup": ({"strategy": "supsup"}, {"k 0.5": {"density": 0.5}, "k 0.1": {"density": 0.1}}),
     "hat": ({"strategy": "hat"}, {"c 0.75": {"regularisation": 0.75},
-                                  "c 0.1": {"regularisation": 0.1},
                                   "c 2.5": {"regularisation": 2.5}}),
 }  # fmt: skip
 TRAIN_PER_CLASS = 200
@@ -60,8 +60,8 @@ def _streams(quick: bool) -> dict[str, dict[str, Any]]:
     streams = {"permuted digits, 10 tasks": {"scenario": "permuted-digits", "tasks": 10}}
     if DEBIAN_FASHION_MNIST.is_dir():
         sample = {"train_per_class": TRAIN_PER_CLASS}
-        streams[f"permuted Fashion-MNIST {TRAIN_PER_CLASS}/class, 10 tasks"] = {
-            "scenario": "permuted-fmnist", "tasks": 10, **sample}
+        streams[f"permuted Fashion-MNIST {TRAIN_PER_CLASS}/class, 5 tasks"] = {
+            "scenario": "permuted-fmnist", "tasks": 5, **sample}
         streams[f"split Fashion-MNIST {TRAIN_PER_CLASS}/class, 5 tasks"] = {
             "scenario": "split-fmnist", **sample}
     return streams  # fmt: skip
@@ -111,11 +111,17 @@ def _verdict(rows: dict[tuple[str, str], dict[str, Any]]) -> str:
     over = default["cap"] - best["cap"]
     if short <= 0 and over <= 0:
         return f"met (best peer {' '.join(best_key)})"
+    epn = [r for k, r in rows.items() if k[0] == "epn" and "acc" in r]
+    beaten = [
+        k for k, p in peers.items()
+        if any(e["cap"] <= p["cap"] and e["acc"] >= p["acc"] - 0.005 for e in epn)
+    ]  # fmt: skip
+    frontier = f"; epn's frontier at or above {len(beaten)} of {len(peers)} peer points"
     missed = [f"{100 * short:.1f} pt short" if short > 0 else "",
               f"CAP {100 * over:.1f} pt above" if over > 0 else ""]  # fmt: skip
     return (
         f"missed against {' '.join(best_key)} ({percent(best['acc'])} at CAP "
-        f"{percent(best['cap'])}): " + ", ".join(m for m in missed if m)
+        f"{percent(best['cap'])}): " + ", ".join(m for m in missed if m) + frontier
     )
 
 
