@@ -462,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _silence_stdout()
             return 1
         where = f": {error.filename}" if error.filename else ""
-        print(f"{command}: error: {_one_line(error.strerror or error)}{where}", file=sys.stderr)
+        message = _one_line(f"{error.strerror or error}{where}")
+        print(f"{command}: error: {message}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - one line for the user, traceback on request
         if os.environ.get("CLEARN_DEBUG"):
