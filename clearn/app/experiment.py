@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import logging
 import random
 import tempfile
 import time
@@ -22,6 +23,7 @@ from avalanche.logging import TensorboardLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
+import strategies
 from clearn.app.checkpoint import CheckpointError, load_checkpoint, one_line, save_checkpoint
 from clearn.app.config import RunConfig, read_config, write_config
 from clearn.app.factory import assemble, run_stream
@@ -226,16 +228,20 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
     total = stream.n_tasks
     write_config(config, out / CONFIG_FILE)
     evaluator, log, loggers = _evaluator(out, config)
-    assembled = assemble(config, stream, device=device, evaluator=evaluator)
-    strategy = assembled.strategy
+    # The library's notices (logging, `strategies.*`) go to the run's text log; the run
+    # prints its own lines on screen.
+    notices = logging.StreamHandler(log)
+    logging.getLogger(strategies.__name__).addHandler(notices)
     matrix: list[list[float | None]] = []
     seconds: list[float] = []
     agnostic: dict[str, list] = {"accuracy": [], "task_id": []}
     """Task-agnostic and task-id accuracy matrices (--task-agnostic)."""
-    if state is not None:
-        matrix, seconds, agnostic = _restore(state, assembled, total, saved / CHECKPOINT)
     checkpoint = state  # the last saved checkpoint; replaced after every trained task
     try:
+        assembled = assemble(config, stream, device=device, evaluator=evaluator)
+        strategy = assembled.strategy
+        if state is not None:
+            matrix, seconds, agnostic = _restore(state, assembled, total, saved / CHECKPOINT)
         start_task = len(matrix)
         experiences = stream.benchmark.train_stream
         joint = spec_for(config.strategy).joint
@@ -294,6 +300,7 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
         )
         raise FloatingPointError(f"{error}; {kept}") from None
     finally:
+        logging.getLogger(strategies.__name__).removeHandler(notices)
         for logger in loggers:
             if hasattr(logger, "close"):
                 logger.close()
