@@ -37,15 +37,19 @@ class SubnetStrategy(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     """
 
     method: SubnetMethod
+    default_batch_size: int
+    """`train_mb_size` when none is given: the method's paper's."""
+    default_epochs: int
+    """`train_epochs` when none is given: the method's paper's."""
 
     def __init__(
         self,
         *,
         model: SubnetNetwork,
-        optimizer: torch.optim.Optimizer | None,
-        criterion: nn.Module | None,
-        train_mb_size: int,
-        train_epochs: int,
+        optimizer: torch.optim.Optimizer | None = None,
+        criterion: nn.Module | None = None,
+        train_mb_size: int | None = None,
+        train_epochs: int | None = None,
         eval_mb_size: int = DEFAULT_EVAL_BATCH_SIZE,
         device: str | torch.device = "cpu",
         plugins: Sequence[BasePlugin] | None = None,
@@ -81,8 +85,8 @@ class SubnetStrategy(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
             model=model,
             optimizer=optimizer or paper_optimizer(model.parameters(), self.method),
             criterion=criterion if criterion is not None else nn.CrossEntropyLoss(),
-            train_mb_size=train_mb_size,
-            train_epochs=train_epochs,
+            train_mb_size=self.default_batch_size if train_mb_size is None else train_mb_size,
+            train_epochs=self.default_epochs if train_epochs is None else train_epochs,
             eval_mb_size=eval_mb_size,
             device=device,
             plugins=[*extra, *(plugins or [])],

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
-from avalanche.core import BasePlugin
-from avalanche.training.plugins.evaluation import default_evaluator
-from torch import nn
-
-from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
-from clearn.subnet_network import SubnetNetwork
 from clearn.subnet_training import DEFAULT_SUPSUP_BATCH_SIZE, DEFAULT_SUPSUP_EPOCHS
 from strategies.subnet_strategy import SubnetStrategy
-from strategies.validation import DEFAULT_VALIDATION_SHARE
 
 __all__ = ["SupSup"]
 
@@ -30,29 +20,5 @@ class SupSup(SubnetStrategy):
     """
 
     method = "supsup"
-
-    def __init__(
-        self,
-        *,
-        model: SubnetNetwork,
-        optimizer: torch.optim.Optimizer | None = None,
-        criterion: nn.Module | None = None,
-        train_mb_size: int = DEFAULT_SUPSUP_BATCH_SIZE,
-        train_epochs: int = DEFAULT_SUPSUP_EPOCHS,
-        eval_mb_size: int = DEFAULT_EVAL_BATCH_SIZE,
-        device: str | torch.device = "cpu",
-        plugins: Sequence[BasePlugin] | None = None,
-        evaluator=default_evaluator,
-        eval_every: int = -1,
-        valid_stream=None,
-        validation_share: float = DEFAULT_VALIDATION_SHARE,
-        patience: int | None = None,
-        seed: int = 0,
-        **base_kwargs,
-    ) -> None:
-        super().__init__(
-            model=model, optimizer=optimizer, criterion=criterion, train_mb_size=train_mb_size,
-            train_epochs=train_epochs, eval_mb_size=eval_mb_size, device=device, plugins=plugins,
-            evaluator=evaluator, eval_every=eval_every, valid_stream=valid_stream,
-            validation_share=validation_share, patience=patience, seed=seed, **base_kwargs,
-        )  # fmt: skip
+    default_batch_size = DEFAULT_SUPSUP_BATCH_SIZE
+    default_epochs = DEFAULT_SUPSUP_EPOCHS
