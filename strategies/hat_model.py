@@ -6,7 +6,7 @@ from avalanche.models import MultiTaskModule
 from torch import Tensor
 
 from clearn.hat_network import HatNetwork as _CoreHatNetwork
-from strategies.experience import class_count, task_label
+from strategies.task_model import adapt_heads
 
 __all__ = ["HatNetwork"]
 
@@ -21,23 +21,7 @@ class HatNetwork(_CoreHatNetwork, MultiTaskModule):
     """
 
     def adaptation(self, experience) -> None:
-        task = task_label(experience)
-        classes = class_count(experience)
-        if task < self.n_tasks:
-            width = self.heads[task].out_features
-            if classes > width:
-                raise ValueError(
-                    f"task {task} has class labels up to {classes - 1}, its head has {width} "
-                    f"outputs: a task's classes must all come in its first experience"
-                )
-            return
-        if task > self.n_tasks:
-            raise ValueError(
-                f"task labels must arrive in order 0, 1, 2, …: got task {task} while the "
-                f"network has heads for tasks 0..{self.n_tasks - 1}"
-            )
-        example = experience.dataset[0][0].unsqueeze(0).to(self._adaptation_device)
-        self.add_head(classes, example=example)
+        adapt_heads(self, experience)
 
     def forward(self, x: Tensor, task_labels: Tensor | int) -> Tensor:
         return super().forward(x, task_labels, allow_untrained=True)

@@ -9,7 +9,38 @@ from clearn.network import TaskNetwork as _CoreTaskNetwork
 from clearn.network import task_agnostic_logits
 from strategies.experience import TASK_LABELS_HOWTO, class_count, task_label
 
-__all__ = ["TaskNetwork"]
+__all__ = ["TaskNetwork", "adapt_heads"]
+
+
+def adapt_heads(model, experience) -> None:
+    """Avalanche's adaptation of a clearn network with a head per task (`TaskNetwork`,
+    `HatNetwork`): a new task label gets its head, sized from the experience's classes, the
+    backbone's width measured on its first example; a head not trained yet is redrawn wider
+    when its experience shows more classes."""
+    task = task_label(experience)
+    classes = class_count(experience)
+    if task < model.n_tasks:
+        width = model.heads[task].out_features
+        if classes > width and task >= model.trained_tasks:
+            # Avalanche evaluated the task before training it (eval_every, forward
+            # transfer) on an experience that showed fewer of its classes: the head,
+            # not trained yet, is drawn again at the width training needs.
+            device = model.heads[task].weight.device
+            model.heads[task] = nn.Linear(model.feature_size, classes).to(device)
+        elif classes > width:
+            raise ValueError(
+                f"task {task} has class labels up to {classes - 1}, its head has {width} "
+                f"outputs: a task's classes must all come in its first experience, each "
+                f"task numbering its classes from 0; {TASK_LABELS_HOWTO}"
+            )
+        return
+    if task > model.n_tasks:
+        raise ValueError(
+            f"task labels must arrive in order 0, 1, 2, …: got task {task} while the "
+            f"network has heads for tasks 0..{model.n_tasks - 1}"
+        )
+    example = experience.dataset[0][0].unsqueeze(0).to(model._adaptation_device)
+    model.add_head(classes, example=example)
 
 
 class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
@@ -26,30 +57,7 @@ class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
     """
 
     def adaptation(self, experience) -> None:
-        task = task_label(experience)
-        classes = class_count(experience)
-        if task < self.n_tasks:
-            width = self.heads[task].out_features
-            if classes > width and task >= self.trained_tasks:
-                # Avalanche evaluated the task before training it (eval_every, forward
-                # transfer) on an experience that showed fewer of its classes: the head,
-                # not trained yet, is drawn again at the width training needs.
-                device = self.heads[task].weight.device
-                self.heads[task] = nn.Linear(self.feature_size, classes).to(device)
-            elif classes > width:
-                raise ValueError(
-                    f"task {task} has class labels up to {classes - 1}, its head has {width} "
-                    f"outputs: a task's classes must all come in its first experience, each "
-                    f"task numbering its classes from 0; {TASK_LABELS_HOWTO}"
-                )
-            return
-        if task > self.n_tasks:
-            raise ValueError(
-                f"task labels must arrive in order 0, 1, 2, …: got task {task} while the "
-                f"network has heads for tasks 0..{self.n_tasks - 1}"
-            )
-        example = experience.dataset[0][0].unsqueeze(0).to(self._adaptation_device)
-        self.add_head(classes, example=example)
+        adapt_heads(self, experience)
 
     def forward(
         self, x: Tensor, task_labels: Tensor | int | None = None
