@@ -28,7 +28,7 @@ from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table
 from clearn.epn import DEFAULT_ALPHA
 from clearn.models import mlp
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
@@ -57,12 +57,12 @@ def _bare_loop_seconds(stream, epochs: int) -> float:
     return time.perf_counter() - start
 
 
-def _packed_network(stream) -> TaskNetwork:
+def _packed_network(stream) -> PackedNetwork:
     """A network whose tasks each own a random 10% of what was free: the eval cost of a
     packed network does not depend on which weights a task owns."""
     torch.manual_seed(0)
     inputs = int(torch.tensor(stream.input_shape).prod())
-    network = TaskNetwork(
+    network = PackedNetwork(
         backbone=mlp(input_size=inputs)[:-1],
         feature_size=100,
         classes_per_task=stream.classes_per_task,

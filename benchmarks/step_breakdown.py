@@ -4,7 +4,7 @@ Variants, each adding one thing to the one before, on the MLP 784-300-100 with a
 per task, batch 60, plain SGD, in one process with interleaved rounds:
 
 - bare: the backbone and one head as plain modules (the `speed` benchmark's bare loop);
-- TaskNetwork α=1: the same layers behind ownership masks, task 0 frozen (30% of the weights),
+- PackedNetwork α=1: the same layers behind ownership masks, task 0 frozen (30% of the weights),
   task 1 training on the rest (per-step cost: the task's view, the parametrized weight reads);
 - + restore_frozen: task 0's weights written back after each step, as EfficientPackNet does
   under an optimizer with momentum, weight decay or moments;
@@ -32,7 +32,7 @@ from benchmarks.common import (
 from clearn.app.tables import markdown_table
 from clearn.epn import DEFAULT_ALPHA
 from clearn.models import mlp
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.packing import TaskPacker
 
 
@@ -48,7 +48,7 @@ def _packed_step(
     """A step of task 1; `frozen` keeps task 0's weights by "restore" or by "zero"ing their
     gradients (None: not at all, to time the masked network alone)."""
     torch.manual_seed(0)
-    network = TaskNetwork(
+    network = PackedNetwork(
         backbone=mlp(input_size=784)[:-1], feature_size=100, classes_per_task=[10, 10],
         alpha=alpha,
     )
@@ -76,7 +76,7 @@ def run(*, quick: bool = False) -> dict:
     inputs, labels = mnist_sized_batches()
     steps = {
         "bare": _bare_step(inputs, labels),
-        "TaskNetwork α=1": _packed_step(inputs, labels, alpha=1.0, frozen=None),
+        "PackedNetwork α=1": _packed_step(inputs, labels, alpha=1.0, frozen=None),
         "+ restore_frozen": _packed_step(inputs, labels, alpha=1.0, frozen="restore"),
         "+ zeroed gradients instead": _packed_step(inputs, labels, alpha=1.0, frozen="zero"),
         f"+ Powerprop α={DEFAULT_ALPHA:g}": _packed_step(

@@ -24,7 +24,7 @@ from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT
 from clearn.app.factory import assemble, run_stream
 from clearn.app.tables import markdown_table, percent
-from clearn.network import TaskNetwork, task_agnostic_logits
+from clearn.network import PackedNetwork, task_agnostic_logits
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 BATCHES = (16, 128)
@@ -35,7 +35,7 @@ METHODS = ("batch", "one-shot", "inputs-batch")
 inputs' summed log-likelihoods."""
 
 
-def _network(config: RunConfig, folder) -> tuple[TaskNetwork, object]:
+def _network(config: RunConfig, folder) -> tuple[PackedNetwork, object]:
     """The trained network of a finished run, rebuilt from its last checkpoint."""
     stream = run_stream(config)
     assembled = assemble(config, stream, device=torch.device("cpu"),
@@ -45,7 +45,7 @@ def _network(config: RunConfig, folder) -> tuple[TaskNetwork, object]:
 
 
 @torch.no_grad()
-def _scores(network: TaskNetwork, inputs: torch.Tensor, labels: torch.Tensor, task: int,
+def _scores(network: PackedNetwork, inputs: torch.Tensor, labels: torch.Tensor, task: int,
             batch: int | None, method: str) -> tuple[float, float, float]:
     """Task-aware accuracy, task-id accuracy and task-agnostic accuracy on one task's data;
     `batch` None decides per example, else per batch of that size from this task."""
@@ -61,7 +61,7 @@ def _scores(network: TaskNetwork, inputs: torch.Tensor, labels: torch.Tensor, ta
     return aware, found / len(labels), right / len(labels)
 
 
-def _study(network: TaskNetwork, stream) -> dict:
+def _study(network: PackedNetwork, stream) -> dict:
     rows = {}
     settings = [(method, None, method) for method in EXAMPLE_METHODS]
     settings += [(f"{method} {size}", size, method) for method in METHODS for size in BATCHES]

@@ -3,7 +3,7 @@
 from clearn.epn import KeptSearch, search_kept_fraction
 from clearn.evaluation import task_accuracy
 from clearn.models import mlp
-from clearn.network import TaskNetwork, UnknownTaskError
+from clearn.network import PackedNetwork, UnknownTaskError
 from clearn.packing import CapacityExhaustedError, Phase, PhaseError, TaskPacker
 from clearn.powerprop import (
     PowerPropagation,
@@ -21,7 +21,7 @@ __all__ = [
     "PhaseError",
     "PowerPropagation",
     "TaskMask",
-    "TaskNetwork",
+    "PackedNetwork",
     "TaskPacker",
     "UnknownTaskError",
     "apply_powerprop",

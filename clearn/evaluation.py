@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from clearn.network import Method, TaskNetwork, task_agnostic_logits
+from clearn.network import Method, PackedNetwork, task_agnostic_logits
 
 __all__ = ["AgnosticScore", "TaskScore", "task_accuracy", "task_agnostic_score", "task_score"]
 
@@ -83,7 +83,7 @@ class AgnosticScore:
 
 @torch.no_grad()
 def task_agnostic_score(
-    network: TaskNetwork,
+    network: PackedNetwork,
     batches: Iterable[Sequence[Tensor]],
     task: int,
     device: torch.device | str,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.subnet_network import SubnetNetwork
 from clearn.task_mask import FREE
 
@@ -64,7 +64,7 @@ def subnet_mask_capacity(network: SubnetNetwork) -> float:
     return mask_capacity(used=used, total=total, mask_bits=network.trained_tasks * total)
 
 
-def network_mask_capacity(network: TaskNetwork) -> float:
+def network_mask_capacity(network: PackedNetwork) -> float:
     """CAP of a clearn network: subnet masks or owner codes, whichever it carries."""
     if isinstance(network, SubnetNetwork):
         return subnet_mask_capacity(network)

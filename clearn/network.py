@@ -17,7 +17,7 @@ from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_lay
 from clearn.task_mask import FREE, TaskMask, add_task_masks
 from clearn.task_norm import TaskBatchNorm, add_task_norms
 
-__all__ = ["METHODS", "TaskGuess", "TaskNetwork", "UnknownTaskError", "task_agnostic_logits"]
+__all__ = ["METHODS", "TaskGuess", "PackedNetwork", "UnknownTaskError", "task_agnostic_logits"]
 
 
 class UnknownTaskError(ValueError):
@@ -81,7 +81,7 @@ def _check_task_labels(task_labels: object, batch: int) -> None:
             )
 
 
-class TaskNetwork(nn.Module):
+class PackedNetwork(nn.Module):
     """backbone → head[task]; every Linear/Conv weight of the backbone carries a TaskMask.
 
     Tasks are numbered from 0 in the API (as Avalanche's task labels); ownership stores

@@ -1,4 +1,4 @@
-"""The task lifecycle of a TaskNetwork: train on free weights, prune, freeze, move on.
+"""The task lifecycle of a PackedNetwork: train on free weights, prune, freeze, move on.
 
 `TaskPacker` is a small state machine, IDLE → TRAINING → PRUNED → IDLE, one round per task.
 It implements both EfficientPackNet (kept fraction searched on validation data, no
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from clearn.bits import as_bits, keep_bits
 from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.powerprop import effective_weights, reinitialise_, stored_weight
 from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
 from clearn.task_mask import FREE
@@ -130,7 +130,7 @@ def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
 
 
 class TaskPacker:
-    """Drives a TaskNetwork through train → prune → freeze for one task after another.
+    """Drives a PackedNetwork through train → prune → freeze for one task after another.
 
     Frozen means bit-for-bit unchanged whatever the optimizer does: after every optimizer
     step `restore_frozen` writes the frozen values back, so momentum, weight decay and Adam
@@ -140,7 +140,7 @@ class TaskPacker:
 
     def __init__(
         self,
-        network: TaskNetwork,
+        network: PackedNetwork,
         *,
         scope: Scope = DEFAULT_SCOPE,
         seed: int = 0,

@@ -1,6 +1,6 @@
 """A shared backbone with a binary mask per task per weight (WSN, SupSup) and a head per task.
 
-The same network as `TaskNetwork` — per-task heads, mixed-task batches, per-task BatchNorm,
+The same network as `PackedNetwork` — per-task heads, mixed-task batches, per-task BatchNorm,
 `export_task`, task inference (SupSup's one-shot included) — with `SubnetMask`s on the shared
 layers in place of ownership codes. Task j is answered by w ⊙ m_j and head j.
 
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from clearn.capacity import Capacity
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.powerprop import prunable_layers
 from clearn.subnet_mask import SubnetMask, check_density, unpack_bits
 
@@ -58,7 +58,7 @@ def signed_kaiming_constant_(layer: nn.Module, generator: torch.Generator | None
     weight.copy_(signs * std)
 
 
-class SubnetNetwork(TaskNetwork):
+class SubnetNetwork(PackedNetwork):
     """backbone → head[task]; each Linear/Conv weight of the backbone carries a SubnetMask.
 
     `method` "wsn" or "supsup"; `density` is the share c (WSN) or k (SupSup) of each layer's

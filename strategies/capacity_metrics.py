@@ -13,7 +13,7 @@ from clearn.capacity import Capacity, ownership_capacity
 from clearn.hat_masks import hat_capacity
 from clearn.hat_network import HatNetwork
 from clearn.mask_capacity import network_mask_capacity, ownership_mask_capacity
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from strategies.epn import PackingPlugin
 from strategies.experience import task_label
 from strategies.metric_keys import (
@@ -28,10 +28,10 @@ __all__ = ["CapacityMetric", "capacity_metrics", "model_cap", "model_capacity"]
 
 
 def model_capacity(model: nn.Module, *, tasks: int) -> Capacity | None:
-    """Capacity of `model` after `tasks` tasks: a clearn TaskNetwork, Avalanche's PackNet
+    """Capacity of `model` after `tasks` tasks: a clearn PackedNetwork, Avalanche's PackNet
     (owner code: the task; codes of tasks not trained yet and PRUNED_CODE are free), or None
     for a model that does not pack tasks."""
-    networks = [m for m in model.modules() if isinstance(m, TaskNetwork)]
+    networks = [m for m in model.modules() if isinstance(m, PackedNetwork)]
     if networks:
         return networks[0].capacity()
     packnet = [m for m in model.modules() if isinstance(m, WeightAndBiasPackNetModule)]
@@ -49,7 +49,7 @@ def model_cap(model: nn.Module, *, tasks: int) -> float | None:
     method (`clearn.mask_capacity`): weights used by any task plus the masks' storage, as
     shares of the dense float32 network; None for a model that does not mask tasks."""
     for module in model.modules():
-        if isinstance(module, TaskNetwork):
+        if isinstance(module, PackedNetwork):
             return network_mask_capacity(module)
         if isinstance(module, HatNetwork):
             return hat_capacity(module)

@@ -1,4 +1,4 @@
-"""Avalanche plugin: EfficientPackNet (and classic PackNet) over a TaskNetwork."""
+"""Avalanche plugin: EfficientPackNet (and classic PackNet) over a PackedNetwork."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from clearn.epn import (
     check_gamma,
 )
 from clearn.evaluation import TaskScore, task_accuracy
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.packing import Phase, TaskPacker, zero_gradient_moves_nothing
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.experience import check_new_task, task_label
@@ -74,8 +74,8 @@ class PackingPlugin(SupervisedPlugin):
     """Trains each experience on free weights until it stops improving, then prunes and
     freezes its share.
 
-    The network is the strategy's model, a `TaskNetwork` (from `strategies`, or clearn's
-    core one inside a multi-task model of the user's). Each task trains until its validation
+    The network is the strategy's model, a `strategies.TaskNetwork` (or clearn's core
+    `PackedNetwork` inside a multi-task model of the user's). Each task trains until its validation
     loss has not improved for `patience` epochs (the strategy's `train_epochs` is then a cap;
     `patience=None` trains every epoch), then is pruned: `mode="epn"` searches the kept
     fraction on the task's validation data so that validation accuracy stays ≥ gamma ×
@@ -114,7 +114,7 @@ class PackingPlugin(SupervisedPlugin):
         self._packer_options = dict(
             scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
         )
-        self.network: TaskNetwork | None = None
+        self.network: PackedNetwork | None = None
         """The strategy's model, found at the first experience."""
         self.packer: TaskPacker | None = None
         self.validation = ValidationData(valid_stream, share=validation_share, seed=seed)
@@ -138,12 +138,12 @@ class PackingPlugin(SupervisedPlugin):
         """Whether this step's frozen gradients were zeroed (then only buffers are restored)."""
 
     def attach(self, model: nn.Module) -> TaskPacker:
-        """Find the TaskNetwork in `model` (the strategy's) and drive it from now on."""
-        networks = [m for m in model.modules() if isinstance(m, TaskNetwork)]
+        """Find the PackedNetwork in `model` (the strategy's) and drive it from now on."""
+        networks = [m for m in model.modules() if isinstance(m, PackedNetwork)]
         if len(networks) != 1:
             raise ValueError(
                 f"PackingPlugin packs the strategy's model, which must be (or hold exactly "
-                f"one) TaskNetwork: use model=strategies.TaskNetwork(backbone=...); got "
+                f"one) PackedNetwork: use model=strategies.TaskNetwork(backbone=...); got "
                 f"{type(model).__name__} holding {len(networks)}"
             )
         if self.network is not networks[0]:
@@ -186,7 +186,7 @@ class PackingPlugin(SupervisedPlugin):
             )
 
     def before_train_dataset_adaptation(self, strategy, **kwargs) -> None:
-        trained = strategy.model.trained_tasks if isinstance(strategy.model, TaskNetwork) else 0
+        trained = strategy.model.trained_tasks if isinstance(strategy.model, PackedNetwork) else 0
         check_new_task(strategy.experience, trained, strategy="clearn's task packing")
 
     def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 
-from clearn.network import TaskNetwork as _CoreTaskNetwork
-from clearn.network import task_agnostic_logits
+from clearn.network import PackedNetwork, task_agnostic_logits
 from strategies.experience import TASK_LABELS_HOWTO, class_count, task_label
 
 __all__ = ["TaskNetwork", "adapt_heads"]
@@ -43,10 +42,10 @@ def adapt_heads(model, experience) -> None:
     model.add_head(classes, example=example)
 
 
-class TaskNetwork(_CoreTaskNetwork, MultiTaskModule):
+class TaskNetwork(PackedNetwork, MultiTaskModule):
     """`TaskNetwork(backbone=..., alpha=...)`: masks on the backbone, a head per task label.
 
-    The same network as `clearn.TaskNetwork` (the torch-only mechanism), seen by Avalanche
+    The same network as `clearn.PackedNetwork` (the torch-only mechanism), seen by Avalanche
     as a multi-task model, so strategies call `model(x, task_labels)`. Avalanche adapts it
     before each experience: a new task label gets its head, sized from the experience's
     classes, and the backbone's output width is measured on the experience's first example,

@@ -8,7 +8,7 @@ from clearn.mask_capacity import (
     ownership_mask_capacity,
     subnet_mask_capacity,
 )
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.subnet_mask import pack_bits
 from clearn.subnet_network import SubnetNetwork
 
@@ -46,7 +46,7 @@ def test_owner_codes_count_trained_owners_and_the_codes_bits():
 
 
 def test_an_epn_network_reports_the_same_definition():
-    network = TaskNetwork(backbone=nn.Sequential(nn.Linear(4, 2)), feature_size=2,
+    network = PackedNetwork(backbone=nn.Sequential(nn.Linear(4, 2)), feature_size=2,
                           classes_per_task=[2], alpha=1.0)  # fmt: skip
     (mask,) = network.masks.values()
     mask.assign(1, torch.tensor([[True] * 4, [False] * 4]))

@@ -2,14 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 
 
-def network(**options) -> TaskNetwork:
+def network(**options) -> PackedNetwork:
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU())
     options = {"feature_size": 3, "classes_per_task": [2, 2], **options}
-    net = TaskNetwork(backbone=backbone, **options)
+    net = PackedNetwork(backbone=backbone, **options)
     net.trained_tasks = 2
     return net
 
@@ -85,7 +85,7 @@ def test_one_shot_inference_takes_the_task_whose_view_lowers_the_mixed_entropy(c
     assert all(mask.superposition is None for mask in net.masks.values())
 
 
-def two_input_distributions(net: TaskNetwork) -> tuple[torch.Tensor, torch.Tensor]:
+def two_input_distributions(net: PackedNetwork) -> tuple[torch.Tensor, torch.Tensor]:
     """Record task 0 on inputs around -2 and task 1 on inputs around +2 (feature 3 constant
     in task 0); return fresh inputs drawn from each."""
     generator = torch.Generator().manual_seed(1)

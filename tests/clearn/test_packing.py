@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from clearn.network import TaskNetwork, UnknownTaskError
+from clearn.network import PackedNetwork, UnknownTaskError
 from clearn.packing import (
     CapacityExhaustedError,
     Phase,
@@ -18,7 +18,7 @@ from clearn.task_mask import task_masks
 INPUTS = 12
 
 
-def network(*, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False) -> TaskNetwork:
+def network(*, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False) -> PackedNetwork:
     torch.manual_seed(0)
     if batch_norm:
         backbone = nn.Sequential(
@@ -31,7 +31,7 @@ def network(*, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False) -> 
         )
     else:
         backbone = nn.Sequential(nn.Flatten(), nn.Linear(INPUTS, 16), nn.ReLU())
-    return TaskNetwork(
+    return PackedNetwork(
         backbone=backbone, feature_size=16, classes_per_task=[3] * tasks, alpha=alpha
     )
 
@@ -67,7 +67,7 @@ def train_task(
     packer.end_task()
 
 
-def logits(net: TaskNetwork, task: int) -> torch.Tensor:
+def logits(net: PackedNetwork, task: int) -> torch.Tensor:
     net.eval()
     with torch.no_grad():
         return net(task_data(task)[0], task)
@@ -295,7 +295,7 @@ def _trained_for_search() -> tuple[TaskPacker, torch.Tensor, torch.Tensor]:
     return packer, inputs, labels
 
 
-def _accuracy(net: TaskNetwork, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+def _accuracy(net: PackedNetwork, inputs: torch.Tensor, labels: torch.Tensor) -> float:
     with torch.no_grad():
         return float((net(inputs, 0).argmax(1) == labels).float().mean())
 

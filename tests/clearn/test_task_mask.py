@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from clearn.network import TaskNetwork
+from clearn.network import PackedNetwork
 from clearn.packing import TaskPacker
 from clearn.task_mask import MASKED_WEIGHT_CACHE_SIZE, TaskMask, owner_dtype_for
 
@@ -34,7 +34,7 @@ def test_views_show_only_tasks_up_to_the_selected_one():
 def test_a_300_task_stream_packs_and_each_task_keeps_its_view():
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Linear(40, 100), nn.ReLU())
-    net = TaskNetwork(backbone=backbone, feature_size=100, classes_per_task=[2] * 300)
+    net = PackedNetwork(backbone=backbone, feature_size=100, classes_per_task=[2] * 300)
     packer = TaskPacker(net)
     inputs = torch.randn(3, 40)
     answers = {}
