@@ -1,4 +1,4 @@
-"""Continual-learning metrics from the accuracy matrix R (R[i][j]: task j after training i)."""
+"""Continual-learning metrics from the accuracy matrix R (`R[i][j]`: task j after training i)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _final_row(matrix: AccuracyMatrix) -> Sequence[float | None]:
 
 
 def average_accuracy(matrix: AccuracyMatrix) -> float:
-    """ACC = mean_j R[T−1][j] over the tasks trained so far."""
+    """`ACC = mean_j R[T−1][j]` over the tasks trained so far."""
     row = [value for value in _final_row(matrix)[: len(matrix)] if value is not None]
     if not row:
         raise ValueError("the last row of the accuracy matrix has no evaluated task")
@@ -25,7 +25,7 @@ def average_accuracy(matrix: AccuracyMatrix) -> float:
 
 
 def backward_transfer(matrix: AccuracyMatrix) -> float | None:
-    """BWT = mean_{j<T−1} (R[T−1][j] − R[j][j]); None with a single task."""
+    """`BWT = mean_{j<T−1} (R[T−1][j] − R[j][j])`; None with a single task."""
     last = len(matrix) - 1
     pairs = [(matrix[last][j], matrix[j][j]) for j in range(last)]
     pairs = [(now, then) for now, then in pairs if now is not None and then is not None]
@@ -33,7 +33,7 @@ def backward_transfer(matrix: AccuracyMatrix) -> float | None:
 
 
 def forgetting(matrix: AccuracyMatrix) -> float | None:
-    """Chaudhry et al. 2018: mean_{j<T−1} max_{l<T−1} (R[l][j] − R[T−1][j]); None for one task."""
+    """Chaudhry et al. 2018: `mean_{j<T−1} max_{l<T−1} (R[l][j] − R[T−1][j])`; None for one task."""
     last = len(matrix) - 1
     drops = []
     for j in range(last):

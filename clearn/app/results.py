@@ -21,7 +21,7 @@ RESULTS_FILE = "results.json"
 
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
-    """One run's figures. R[i][j] = test accuracy on task j after training task i."""
+    """One run's figures. `R[i][j]` = test accuracy on task j after training task i."""
 
     scenario: str
     strategy: str
@@ -48,7 +48,7 @@ class RunResult:
     resumed: bool = False
     weight_histogram: dict[str, Any] | None = None
     task_agnostic_matrix: list[list[float | None]] | None = None
-    """With --task-agnostic: R[i][j] for task j's examples answered without their task label
+    """With --task-agnostic: `R[i][j]` for task j's examples answered without their task label
     (task inferred per example, then the class; right only when both are)."""
     task_id_matrix: list[list[float | None]] | None = None
     """With --task-agnostic: share of task j's examples whose task is inferred right."""
