@@ -19,7 +19,7 @@ from benchmarks.common import (
     sgd_step,
 )
 from clearn.app.tables import markdown_table
-from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
+from clearn.defaults import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.models import mlp
 from clearn.powerprop import apply_powerprop, prunable_layers
 

@@ -26,7 +26,7 @@ from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table
-from clearn.epn import DEFAULT_ALPHA
+from clearn.defaults import DEFAULT_ALPHA
 from clearn.models import mlp
 from clearn.network import PackedNetwork
 from scenarios.datasets import DEBIAN_FASHION_MNIST

@@ -30,7 +30,7 @@ from benchmarks.common import (
     sgd_step,
 )
 from clearn.app.tables import markdown_table
-from clearn.epn import DEFAULT_ALPHA
+from clearn.defaults import DEFAULT_ALPHA
 from clearn.models import mlp
 from clearn.network import PackedNetwork
 from clearn.packing import TaskPacker

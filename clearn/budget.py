@@ -13,21 +13,12 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+from clearn.defaults import DEFAULT_PATIENCE, MIN_PATIENCE_STEPS
+
 __all__ = [
-    "DEFAULT_MAX_EPOCHS",
-    "DEFAULT_PATIENCE",
-    "MIN_PATIENCE_STEPS",
     "EpochAction",
     "TaskBudget",
 ]
-
-DEFAULT_PATIENCE = 3
-"""Epochs without a better validation score after which a task stops training."""
-DEFAULT_MAX_EPOCHS = 50
-"""Epoch cap per task when training stops on a plateau."""
-MIN_PATIENCE_STEPS = 300
-"""Fewest optimizer steps without improvement that count as a plateau: on small data an
-epoch is a handful of steps, and a few epochs of those are no evidence that training stalled."""
 
 
 class EpochAction(enum.Enum):

@@ -1,6 +1,7 @@
 """Avalanche side of clearn: EfficientPackNet and the peer mask methods (WSN, SupSup, HAT) as
 strategies, their models, plugins and metrics."""
 
+from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from strategies.capacity_metrics import CapacityMetric, capacity_metrics, model_capacity
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin, TaskReport
@@ -12,7 +13,6 @@ from strategies.subnet_plugin import SubnetPlugin
 from strategies.supsup import SupSup
 from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
-from strategies.validation import DEFAULT_VALIDATION_SHARE
 from strategies.wsn import WSN
 
 __all__ = [

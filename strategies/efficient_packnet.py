@@ -12,14 +12,16 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
-from clearn.epn import (
+from clearn.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EVAL_BATCH_SIZE,
     DEFAULT_GAMMA,
     DEFAULT_INIT_SCALE,
+    DEFAULT_MAX_EPOCHS,
+    DEFAULT_PATIENCE,
     DEFAULT_PRUNE_FRACTION,
     DEFAULT_RETRAIN_EPOCHS,
+    DEFAULT_VALIDATION_SHARE,
 )
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.avalanche_compat import TaskAwareForward
@@ -31,7 +33,6 @@ from strategies.distributed import (
 )
 from strategies.epn import PackingPlugin
 from strategies.task_model import TaskNetwork
-from strategies.validation import DEFAULT_VALIDATION_SHARE
 
 __all__ = ["EfficientPackNet"]
 

@@ -14,22 +14,24 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import GDumbPlugin, GenerativeReplayPlugin, ReplayPlugin
 from torch import nn
 
-from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
-from clearn.epn import (
+from clearn.budget import EpochAction, TaskBudget
+from clearn.defaults import (
     DEFAULT_GAMMA,
     DEFAULT_GUARD_EXAMPLES,
     DEFAULT_INIT_SCALE,
+    DEFAULT_PATIENCE,
     DEFAULT_PRUNE_FRACTION,
     DEFAULT_RETRAIN_EPOCHS,
-    check_gamma,
+    DEFAULT_VALIDATION_SHARE,
 )
+from clearn.epn import check_gamma
 from clearn.evaluation import TaskScore, task_accuracy
 from clearn.network import PackedNetwork
 from clearn.packing import Phase, TaskPacker, zero_gradient_moves_nothing
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from strategies.experience import check_new_task, task_label
 from strategies.plateau_stop import stop_after_this_epoch
-from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData, sample_batches
+from strategies.validation import ValidationData, sample_batches
 
 __all__ = ["PackingPlugin", "TaskReport"]
 

@@ -11,7 +11,7 @@ from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
+from clearn.defaults import DEFAULT_EVAL_BATCH_SIZE, DEFAULT_VALIDATION_SHARE
 from clearn.hat import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_C,
@@ -33,7 +33,7 @@ from strategies.callback_dispatch import ListenedCallbacks
 from strategies.experience import task_label
 from strategies.hat_model import HatNetwork
 from strategies.plateau_stop import stop_after_this_epoch
-from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData
+from strategies.validation import ValidationData
 
 __all__ = ["HAT", "HatLrPlugin", "HatPlugin"]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from avalanche.core import SupervisedPlugin
 
-from clearn.budget import DEFAULT_PATIENCE, EpochAction, TaskBudget
+from clearn.budget import EpochAction, TaskBudget
+from clearn.defaults import DEFAULT_PATIENCE, DEFAULT_VALIDATION_SHARE
 from strategies.experience import task_label
-from strategies.validation import DEFAULT_VALIDATION_SHARE, ValidationData
+from strategies.validation import ValidationData
 
 __all__ = ["PlateauStopPlugin", "stop_after_this_epoch"]
 

@@ -10,15 +10,13 @@ from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from clearn.budget import DEFAULT_PATIENCE
-from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
+from clearn.defaults import DEFAULT_EVAL_BATCH_SIZE, DEFAULT_PATIENCE, DEFAULT_VALIDATION_SHARE
 from clearn.subnet_network import SubnetMethod, SubnetNetwork
 from clearn.subnet_training import paper_optimizer
 from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.plateau_stop import PlateauStopPlugin
 from strategies.subnet_plugin import SubnetPlugin
-from strategies.validation import DEFAULT_VALIDATION_SHARE
 
 __all__ = ["SubnetStrategy"]
 

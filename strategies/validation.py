@@ -9,17 +9,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from clearn.evaluation import TaskScore, task_score
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
 
-__all__ = ["DEFAULT_VALIDATION_SHARE", "ValidationData", "dataset_batches", "sample_batches"]
+__all__ = ["ValidationData", "dataset_batches", "sample_batches"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_VALIDATION_SHARE = 0.1
-"""Share of each training experience held out for validation when there is no valid_stream."""
 
 
 def dataset_batches(dataset, batch_size: int):

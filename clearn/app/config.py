@@ -16,18 +16,19 @@ import torch
 
 from clearn.app.io import write_text_atomic
 from clearn.app.registry import STRATEGIES, STRATEGY_NAMES, spec_for
-from clearn.budget import DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE
-from clearn.epn import (
+from clearn.defaults import (
     DEFAULT_ALPHA,
     DEFAULT_BATCH_SIZE,
     DEFAULT_GAMMA,
     DEFAULT_INIT_SCALE,
     DEFAULT_LR,
+    DEFAULT_MAX_EPOCHS,
     DEFAULT_NORMALISE_STEP,
+    DEFAULT_PATIENCE,
     DEFAULT_PRUNE_FRACTION,
     DEFAULT_RETRAIN_EPOCHS,
-    check_gamma,
 )
+from clearn.epn import check_gamma
 from clearn.models import MODELS, backbone
 from clearn.powerprop import check_alpha
 from clearn.pruning import DEFAULT_SCOPE, SCOPES
@@ -90,7 +91,7 @@ class RunConfig:
 
     Each field carries its help, from which `clearn run`'s options are built. The `epn`
     defaults are one setting for every stream (README, "Defaults that hold across data");
-    they live in `clearn.epn` and `clearn.budget`, shared with the library.
+    they live in `clearn.defaults`, shared with the library.
     """
 
     scenario: str = _option("permuted-digits", help="task stream, e.g. permuted-digits, "

@@ -37,7 +37,7 @@ from clearn.app.plots import (
 from clearn.app.registry import spec_for
 from clearn.app.results import RESULTS_FILE, RunResult
 from clearn.app.run_folder import CONFIG_FILE, ResultsExistError, claim_run_folder
-from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
+from clearn.defaults import DEFAULT_EVAL_BATCH_SIZE
 from clearn.evaluation import task_agnostic_score
 from clearn.metrics import average_accuracy, backward_transfer, forgetting
 from clearn.powerprop import effective_weights

@@ -11,7 +11,7 @@ from torch import nn
 
 from clearn.app.config import RunConfig
 from clearn.app.registry import ModelRequest, spec_for
-from clearn.epn import DEFAULT_EVAL_BATCH_SIZE
+from clearn.defaults import DEFAULT_EVAL_BATCH_SIZE
 from clearn.models import backbone
 from scenarios.streams import TaskStream, build_stream
 from strategies.distributed import process_rank

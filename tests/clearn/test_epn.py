@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from clearn.epn import KEPT_CANDIDATES, check_gamma, search_kept_fraction
+from clearn.defaults import KEPT_CANDIDATES
+from clearn.epn import check_gamma, search_kept_fraction
 
 
 def step_score(threshold_kept: float):

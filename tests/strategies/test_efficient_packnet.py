@@ -6,13 +6,13 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
+from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from clearn.evaluation import task_accuracy
 from strategies.capacity_metrics import capacity_metrics
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin
 from strategies.plateau_stop import PlateauStopPlugin
 from strategies.task_model import TaskNetwork
-from strategies.validation import DEFAULT_VALIDATION_SHARE
 
 
 def backbone() -> nn.Module:

@@ -10,8 +10,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 import strategies.epn as epn_module
-from clearn.budget import MIN_PATIENCE_STEPS
-from clearn.epn import KEPT_CANDIDATES
+from clearn.defaults import KEPT_CANDIDATES, MIN_PATIENCE_STEPS
 from clearn.evaluation import task_accuracy
 from clearn.packing import Phase
 from scenarios.streams import build_stream
