@@ -98,6 +98,20 @@ def _default_root(avalanche_name: str) -> Path:
     return default_dataset_location(avalanche_name)
 
 
+def _download(name: str, torchvision_class: str, base: Path) -> None:
+    """Fetch dataset `name` into `base` with torchvision's downloader; a failure (offline, a
+    server down, a damaged archive) is a DatasetNotFoundError saying so, not the downloader's
+    error (torchvision reports an unreachable MNIST mirror as a RuntimeError)."""
+    try:
+        getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
+    except (OSError, RuntimeError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise DatasetNotFoundError(
+            f"{name}: downloading into {base} failed (needs internet; or put the files there "
+            f"yourself): {reason}"
+        ) from error
+
+
 def _idx_folder_complete(folder: Path) -> bool:
     return all(
         (folder / stem).is_file() or (folder / f"{stem}.gz").is_file()
@@ -130,7 +144,7 @@ def _mnist_family(
             folders.append(debian)
         found = next((f for f in folders if _idx_folder_complete(f)), None)
         if found is None and download:
-            getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
+            _download(name, torchvision_class, base)
             found = base / torchvision_class / "raw"
         if found is None:
             hint = (
@@ -168,7 +182,7 @@ def _cifar(
         folder = base / folder_name
         files = [folder / f for f in train + test]
         if not all(f.is_file() for f in files) and download:
-            getattr(torchvision.datasets, torchvision_class)(str(base), download=True)
+            _download(name, torchvision_class, base)
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise DatasetNotFoundError(

@@ -1,5 +1,6 @@
 import os
 import pickle
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -105,3 +106,17 @@ def test_damaged_data_is_refused_on_load(tmp_path, mnist_layout, idx_writer, dam
         idx_writer(raw / "t10k-labels-idx1-ubyte", np.zeros(0, dtype=np.uint8))
     with pytest.raises(DataFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_dataset("mnist", root=tmp_path)
+
+
+def _offline(*args, **kwargs):
+    raise URLError("[Errno -2] Name or service not known")
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])
+def test_a_failed_download_is_a_dataset_error_saying_so(name, tmp_path, monkeypatch):
+    """torchvision's own downloader, offline (its MNIST wraps the network error in a
+    RuntimeError, its CIFAR lets it through): one DatasetNotFoundError either way."""
+    monkeypatch.setattr("urllib.request.urlopen", _offline)
+    with pytest.raises(DatasetNotFoundError, match="downloading into .* failed") as error:
+        load_dataset(name, root=tmp_path, download=True)
+    assert "Name or service not known" in str(error.value) and "\n" not in str(error.value)

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from urllib.error import URLError
 
 from clearn.app.cli import _config_options, build_parser
 from clearn.app.config import RunConfig
@@ -54,6 +55,23 @@ def test_missing_data_is_a_one_line_error_saying_where_it_looked(tmp_path, cli):
     assert code == 2
     assert "Traceback" not in error and len(error.strip().splitlines()) == 1
     assert str(tmp_path / "MNIST" / "raw") in error
+
+
+def test_a_download_that_fails_offline_is_one_line_and_exit_2(tmp_path, cli, monkeypatch):
+    """torchvision's real downloader with no network: bad input (exit 2), not a failure."""
+
+    def offline(*args, **kwargs):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    out = tmp_path / "run"
+    code, _, error = cli(
+        "run", "--scenario", "permuted-mnist", "--download", "--data-root",
+        str(tmp_path / "data"), "--out", str(out),
+    )  # fmt: skip
+    assert code == 2 and error.count("\n") == 1, error
+    assert "downloading into" in error and "Name or service not known" in error
+    assert not out.exists()
 
 
 def test_run_and_sweep_take_every_run_option_with_its_help():
