@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+import torch
 from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 
-from clearn.network import PackedNetwork, task_agnostic_logits
+from clearn.network import PackedNetwork
+from clearn.task_inference import predict_task_agnostic
 from strategies.experience import TASK_LABELS_HOWTO, class_count, task_label
 
 __all__ = ["TaskNetwork", "adapt_heads"]
@@ -55,6 +60,33 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
     which training redraws wider when its experience shows more classes.
     """
 
+
+    def __init__(self, *, backbone: nn.Module, **options: Any) -> None:
+        blueprint = copy.deepcopy(backbone).to("meta")
+        super().__init__(backbone=backbone, **options)
+        # Not a submodule (no state, no device): what `__reduce__` rebuilds the network from.
+        object.__setattr__(self, "_blueprint", blueprint)
+        self._options = dict(options)
+        """The constructor's arguments other than the backbone, for `__reduce__`."""
+
+    def __reduce__(self):
+        """`torch.save(model)` / pickle go through the state dict (torch refuses to pickle
+        parametrized layers): the unpickled network is built afresh from the backbone's
+        structure and the constructor's arguments, then loads the state dict (weights,
+        masks, heads, trained tasks). Gradients and `requires_grad` flags are not kept."""
+        return (
+            _rebuild,
+            (type(self), self._blueprint, self._options, self.state_dict(), self.training),
+        )
+
+    def __deepcopy__(self, memo: dict) -> TaskNetwork:
+        # deepcopy keeps Python's own procedure (what LwF's copy of the model needs), not
+        # the state-dict route of `__reduce__`.
+        replica = type(self).__new__(type(self))
+        memo[id(self)] = replica
+        replica.__dict__ = copy.deepcopy(self.__dict__, memo)
+        return replica
+
     def adaptation(self, experience) -> None:
         adapt_heads(self, experience)
 
@@ -73,8 +105,30 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
 
     def predict_task_agnostic(self, x: Tensor) -> Tensor:
         """Logits without task labels: each example answered by the head of the task
-        inferred for it (`infer_task`), zero-padded to the widest head."""
-        return task_agnostic_logits(self.infer_task(x))
+        inferred for it (`clearn.infer_task`), zero-padded to the widest head."""
+        return predict_task_agnostic(self, x)
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         return self.forward_task(x, task_label, allow_untrained=True)
+
+
+def _rebuild(
+    cls: type[TaskNetwork],
+    blueprint: nn.Module,
+    options: dict[str, Any],
+    state: dict[str, Any],
+    training: bool,
+) -> TaskNetwork:
+    """Unpickle a TaskNetwork (`TaskNetwork.__reduce__`), on its tensors' device. The
+    backbone is drawn afresh (its layers' own initialisers, then overwritten by the state)
+    without moving the caller's random generators."""
+    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    backbone = copy.deepcopy(blueprint).to_empty(device=device)
+    with torch.random.fork_rng(devices=[]):
+        for module in backbone.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+        network = cls(backbone=backbone, **options)
+        network.load_state_dict(state)  # may build heads: within the forked generators
+    return network.to(device).train(training)

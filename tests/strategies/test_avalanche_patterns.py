@@ -134,6 +134,26 @@ def test_a_trained_network_loads_into_a_freshly_built_one(digits, tmp_path):
         assert torch.equal(fresh(inputs, task), strategy.model(inputs, task))
 
 
+def test_a_trained_network_round_trips_through_torch_save(digits, tmp_path):
+    # The user's choice of a whole-object pickle (weights_only=False); clearn itself only
+    # loads state dicts with weights_only=True.
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
+                             class_ids_from_zero_in_each_exp=True)  # fmt: skip
+    strategy = user_strategy()
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    strategy.model.eval()
+    torch.save(strategy.model, tmp_path / "model.pt")
+    generator = torch.get_rng_state()
+    loaded = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert torch.equal(torch.get_rng_state(), generator)  # unpickling draws nothing
+    assert type(loaded) is TaskNetwork and not loaded.training
+    assert loaded.trained_tasks == 2 and loaded.capacity() == strategy.model.capacity()
+    inputs = torch.rand(16, 64)
+    for task in (0, 1):
+        assert torch.equal(loaded(inputs, task), strategy.model(inputs, task))
+
+
 def test_a_replay_plugin_is_refused_in_one_sentence(digits):
     benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
                              class_ids_from_zero_in_each_exp=True)  # fmt: skip
