@@ -1,11 +1,20 @@
-"""A benchmark's results page, `docs/results/<name>.md`: its figures under a header that says
-what made them (commit, date, machine, wall time, the command, every run's configuration)."""
+"""What made a benchmark's figures, and where they are shown: the header stamped into its
+results file (commit, date, machine, command, a hash of its configuration), its results page
+`docs/results/<name>.md`, and the README's tables generated from the results files.
+
+`python -m benchmarks.report` rewrites the README's generated tables from the results files;
+tests/test_figures.py fails when they, or a results file's configuration hash, are out of date.
+"""
 
 from __future__ import annotations
 
+import ast
 import datetime
+import hashlib
+import json
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,24 +22,51 @@ from typing import Any
 
 import torch
 
-from clearn.app.io import write_text_atomic
+from benchmarks.common import RESULTS_DIR
+from clearn.app.config import RunConfig
+from clearn.app.io import write_json_atomic, write_text_atomic
+from clearn.app.tables import markdown_table, percent
 
-__all__ = ["DOCS_RESULTS", "machine", "write_results_page"]
+__all__ = [
+    "BENCHMARKS_DIR",
+    "DOCS_RESULTS",
+    "README",
+    "config_hash",
+    "generated_blocks",
+    "machine",
+    "peers_headline",
+    "readme_blocks",
+    "results_header",
+    "update_readme",
+    "with_blocks",
+    "write_results_page",
+]
 
-DOCS_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+ROOT = BENCHMARKS_DIR.parent
+DOCS_RESULTS = ROOT / "docs" / "results"
+README = ROOT / "README.md"
+HEADER = "header"
+"""The key of a results file's header (what made it); the figures are under the other keys."""
+
+_BLOCK = re.compile(
+    r"(?P<open><!-- generated: (?P<name>[\w-]+)[^>]*-->\n)(?P<body>.*?)"
+    r"(?P<close><!-- end: (?P=name) -->)",
+    re.S,
+)
 
 
 def _commit() -> str:
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-            cwd=Path(__file__).resolve().parent, check=True,
+            cwd=BENCHMARKS_DIR, check=True,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-        text=True, timeout=10, cwd=Path(__file__).resolve().parent,
+        text=True, timeout=10, cwd=BENCHMARKS_DIR,
     ).stdout.strip()  # fmt: skip
     return done.stdout.strip() + (" with uncommitted changes" if dirty else "")
 
@@ -47,6 +83,58 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
 
 
+def _code_of(source: str) -> str:
+    """The module's code as a syntax tree, without its docstrings and comments: what runs."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [s for s in body if not (isinstance(s, ast.Expr)
+                                            and isinstance(s.value, ast.Constant)
+                                            and isinstance(s.value.value, str))]  # fmt: skip
+            node.body = kept or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def config_hash(benchmark: str, *, folder: Path = BENCHMARKS_DIR) -> str:
+    """A hash of what decides a benchmark's figures: the code of `benchmarks/<benchmark>.py`
+    (docstrings, comments and layout left out) and the defaults of `clearn run`."""
+    code = _code_of((folder / f"{benchmark}.py").read_text())
+    defaults = json.dumps(RunConfig().to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(f"{code}\n{defaults}".encode()).hexdigest()[:16]
+
+
+def results_header(benchmark: str, *, command: str, seconds: float) -> dict[str, Any]:
+    """The header of a results file: which benchmark made it, with what, where and when."""
+    return {
+        "benchmark": benchmark,
+        "config_hash": config_hash(benchmark),
+        "commit": _commit(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "wall_seconds": round(seconds, 1),
+        "command": command,
+    }
+
+
+def _stamp(results_file: Path, header: Mapping[str, Any]) -> None:
+    """Put `header` at the top of the results file, above its figures."""
+    figures = {k: v for k, v in json.loads(results_file.read_text()).items() if k != HEADER}
+    write_json_atomic(results_file, {HEADER: dict(header), **figures})
+
+
+def _configurations(
+    configs: Mapping[str, Mapping[str, Any]], defaults: Mapping[str, Any]
+) -> list[str]:
+    lines = ["", "## Every run's configuration", "", "Options not listed for a run are these:", ""]
+    lines.append(", ".join(f"{key}={value!r}" for key, value in defaults.items()))
+    lines.append("")
+    for label, options in configs.items():
+        changed = {k: v for k, v in options.items() if defaults.get(k) != v}
+        lines.append(f"- {label}: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
+    return lines
+
+
 def write_results_page(
     name: str,
     *,
@@ -59,25 +147,80 @@ def write_results_page(
 ) -> Path:
     """Write `docs/results/<name>.md`: a header, `body` (tables, plot links), and every run's
     configuration (label → the options where it differs from `defaults`, listed once), so
-    that each figure can be regenerated."""
-    header = [
+    that each figure can be regenerated; stamp the same header into the benchmark's results
+    file, `<results>/<name>.json`, when it exists. A reduced run (`--quick`, its results
+    outside benchmarks/results) writes its page next to its results, not into the docs."""
+    benchmark = name.removesuffix("-quick")
+    header = results_header(benchmark, command=command, seconds=seconds)
+    if (RESULTS_DIR / f"{benchmark}.json").is_file():
+        _stamp(RESULTS_DIR / f"{benchmark}.json", header)
+    lines = [
         f"# {title}",
         "",
-        f"- commit: {_commit()}",
-        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
+        *(f"- {key.replace('_', ' ')}: {value}" for key, value in header.items()
+          if key not in ("benchmark", "wall_seconds", "command")),
         f"- wall time: {seconds / 60:.1f} min",
         f"- command: `{command}`",
         "",
         "Generated by the benchmark; nothing here is written by hand.",
         "",
-    ]
-    runs = ["", "## Every run's configuration", "", "Options not listed for a run are these:", ""]
-    runs.append(", ".join(f"{key}={value!r}" for key, value in defaults.items()))
-    runs.append("")
-    for label, options in configs.items():
-        changed = {k: v for k, v in options.items() if defaults.get(k) != v}
-        shown = ", ".join(f"{key}={value!r}" for key, value in changed.items())
-        runs.append(f"- {label}: {shown}")
-    DOCS_RESULTS.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(DOCS_RESULTS / f"{name}.md", "\n".join([*header, body, *runs]) + "\n")
+    ]  # fmt: skip
+    folder = DOCS_RESULTS if RESULTS_DIR == BENCHMARKS_DIR / "results" else RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    page = "\n".join([*lines, body, *_configurations(configs, defaults)]) + "\n"
+    return write_text_atomic(folder / f"{name}.md", page)
+
+
+def peers_headline(results: Mapping[str, Any]) -> str:
+    """The README's table of the mask methods: ACC % / CAP % of each method at its default
+    operating point (the first one the peers benchmark lists), per stream and protocol."""
+    header, rows = ["stream, protocol"], []
+    for stream, protocols in results["streams"].items():
+        for protocol, runs in protocols.items():
+            defaults: dict[str, dict[str, Any]] = {}
+            for run in runs:
+                defaults.setdefault(run["method"], run)
+            if len(header) == 1:
+                header += [f"{method} ({run['point']})" for method, run in defaults.items()]
+            rows.append([f"{stream}, {protocol}", *(
+                f"{percent(run['acc'])} / {percent(run['cap'])}" if "acc" in run else "diverged"
+                for run in defaults.values())])  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def generated_blocks(text: str) -> dict[str, str]:
+    """The generated blocks of a page: name → content between `<!-- generated: NAME … -->`
+    and `<!-- end: NAME -->`."""
+    return {match["name"]: match["body"] for match in _BLOCK.finditer(text)}
+
+
+def with_blocks(text: str, contents: Mapping[str, str]) -> str:
+    """`text` with the generated blocks named in `contents` replaced by those contents."""
+    missing = set(contents) - set(generated_blocks(text))
+    if missing:
+        raise ValueError(f"no generated block named {', '.join(sorted(missing))} in the page")
+
+    def replace(match: re.Match[str]) -> str:
+        body = contents.get(match["name"], match["body"])
+        return match["open"] + body.rstrip("\n") + "\n" + match["close"]
+
+    return _BLOCK.sub(replace, text)
+
+
+def readme_blocks(results_dir: Path = BENCHMARKS_DIR / "results") -> dict[str, str]:
+    """What the README's generated blocks hold, made from today's results files."""
+    peers = json.loads((results_dir / "peers.json").read_text())
+    return {"peers": peers_headline(peers)}
+
+
+def update_readme(readme: Path = README) -> bool:
+    """Rewrite the README's generated blocks from the results files; whether it changed."""
+    text = readme.read_text()
+    updated = with_blocks(text, readme_blocks())
+    if updated != text:
+        write_text_atomic(readme, updated)
+    return updated != text
+
+
+if __name__ == "__main__":
+    print("README updated" if update_readme() else "README already up to date")

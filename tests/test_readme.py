@@ -15,6 +15,14 @@ def test_readme_names_the_two_set_up_commands():
     assert "make demo" in text and "make test" in text
 
 
+def test_readme_is_read_in_five_minutes_with_the_avalanche_example_near_the_top():
+    text = README.read_text()
+    assert len(text.split()) <= 1600
+    first_lines = "\n".join(text.splitlines()[:60])
+    assert "## Use it from Avalanche" in first_lines
+    assert readme_example().splitlines()[-1] in first_lines
+
+
 def test_readme_avalanche_example_is_short_and_states_its_figures():
     code = [line for line in readme_example().splitlines() if line.strip()]
     assert len(code) <= 15
