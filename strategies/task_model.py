@@ -9,8 +9,7 @@ import torch
 from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 
-from clearn.network import PackedNetwork
-from clearn.task_inference import predict_task_agnostic
+from clearn.network import PackedNetwork, task_agnostic_logits
 from strategies.experience import TASK_LABELS_HOWTO, class_count, task_label
 
 __all__ = ["TaskNetwork", "adapt_heads"]
@@ -60,7 +59,6 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
     which training redraws wider when its experience shows more classes.
     """
 
-
     def __init__(self, *, backbone: nn.Module, **options: Any) -> None:
         blueprint = copy.deepcopy(backbone).to("meta")
         super().__init__(backbone=backbone, **options)
@@ -105,8 +103,8 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
 
     def predict_task_agnostic(self, x: Tensor) -> Tensor:
         """Logits without task labels: each example answered by the head of the task
-        inferred for it (`clearn.infer_task`), zero-padded to the widest head."""
-        return predict_task_agnostic(self, x)
+        inferred for it (`infer_task`), zero-padded to the widest head."""
+        return task_agnostic_logits(self.infer_task(x))
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         return self.forward_task(x, task_label, allow_untrained=True)
