@@ -1,0 +1,29 @@
+"""benchmarks/report.py: a results page stamps its results file with what made it."""
+
+import json
+
+from benchmarks import report
+from benchmarks.report import HEADER, config_hash, generated_blocks, with_blocks
+
+
+def test_a_results_page_stamps_its_header_into_the_results_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    (tmp_path / "peers.json").write_text(json.dumps({"streams": {"s": {}}}))
+    page = report.write_results_page(
+        "peers-quick", title="T", body="| a |\n|---|\n| 1 |", command="python -m benchmarks",
+        seconds=90.0, configs={"run": {"lr": 0.1}}, defaults={"lr": 0.3},
+    )  # fmt: skip
+    results = json.loads((tmp_path / "peers.json").read_text())
+    header = results[HEADER]
+    assert list(results) == [HEADER, "streams"] and results["streams"] == {"s": {}}
+    assert header["benchmark"] == "peers" and header["config_hash"] == config_hash("peers")
+    assert header["command"] == "python -m benchmarks" and header["wall_seconds"] == 90.0
+    assert page == tmp_path / "peers-quick.md"  # a reduced run stays out of docs/
+    text = page.read_text()
+    assert f"- config hash: {header['config_hash']}" in text and "- run: lr=0.1" in text
+
+
+def test_generated_blocks_are_replaced_and_the_rest_kept():
+    text = "a\n<!-- generated: t from x -->\nold\n<!-- end: t -->\nb\n"
+    assert generated_blocks(text) == {"t": "old\n"}
+    assert with_blocks(text, {"t": "new"}) == text.replace("old", "new")
