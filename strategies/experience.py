@@ -6,7 +6,7 @@ attributes that some experience types lack (`task_labels` on a validation split'
 
 from __future__ import annotations
 
-__all__ = ["TASK_LABELS_HOWTO", "check_new_task", "class_count", "task_label"]
+__all__ = ["TASK_LABELS_HOWTO", "check_new_task", "class_count", "classes", "task_label"]
 
 TASK_LABELS_HOWTO = (
     "build the benchmark with task labels, e.g. PermutedMNIST(..., return_task_id=True), "
@@ -27,9 +27,14 @@ def task_label(experience) -> int:
     return int(labels[0])
 
 
+def classes(experience) -> set[int]:
+    """The class labels that `experience`'s examples carry."""
+    return {int(c) for c in experience.dataset.targets.uniques}
+
+
 def class_count(experience) -> int:
     """Outputs a head needs for `experience`: its largest class label + 1."""
-    return int(max(experience.dataset.targets.uniques)) + 1
+    return max(classes(experience)) + 1
 
 
 def check_new_task(experience, trained_tasks: int, *, strategy: str) -> int:

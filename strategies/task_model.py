@@ -10,9 +10,13 @@ from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 
 from clearn.network import PackedNetwork, task_agnostic_logits
-from strategies.experience import TASK_LABELS_HOWTO, class_count, task_label
+from strategies.experience import TASK_LABELS_HOWTO, class_count, classes, task_label
 
-__all__ = ["TaskNetwork", "adapt_heads"]
+__all__ = ["ABSENT_CLASS_LOGIT", "TaskNetwork", "adapt_heads"]
+
+ABSENT_CLASS_LOGIT = -1000.0
+"""The logit of a class its task never trained on: Avalanche's `MultiHeadClassifier`'s
+`mask_value`, so that such a class never wins."""
 
 
 def adapt_heads(model, experience) -> None:
@@ -66,6 +70,9 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
         object.__setattr__(self, "_blueprint", blueprint)
         self._options = dict(options)
         """The constructor's arguments other than the backbone, for `__reduce__`."""
+        self.trained_classes: dict[int, set[int]] = {}
+        """Per task, the classes its training experiences held. Logits of the head's other
+        classes are `ABSENT_CLASS_LOGIT`, as in Avalanche's `MultiHeadClassifier`."""
 
     def __reduce__(self):
         """`torch.save(model)` / pickle go through the state dict (torch refuses to pickle
@@ -87,6 +94,30 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
 
     def adaptation(self, experience) -> None:
         adapt_heads(self, experience)
+        if self.training:  # as MultiHeadClassifier: classes seen in training only
+            self.trained_classes.setdefault(task_label(experience), set()).update(
+                classes(experience)
+            )
+
+    def forward_task(self, inputs: Tensor, task: int, *, allow_untrained: bool = False) -> Tensor:
+        """The core's logits of head `task`, those of classes the task never trained on set
+        to `ABSENT_CLASS_LOGIT` (none on streams whose tasks number classes 0..k-1)."""
+        logits = super().forward_task(inputs, task, allow_untrained=allow_untrained)
+        seen = self.trained_classes.get(task)
+        if seen is None or len(seen) == logits.shape[1]:
+            return logits
+        absent = [c for c in range(logits.shape[1]) if c not in seen]
+        index = torch.tensor(absent, device=logits.device)
+        return logits.index_fill(1, index, ABSENT_CLASS_LOGIT)
+
+    def get_extra_state(self) -> dict:
+        seen = {task: sorted(c) for task, c in self.trained_classes.items()}
+        return {**super().get_extra_state(), "trained_classes": seen}
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        saved = state.get("trained_classes", {})
+        self.trained_classes = {int(t): {int(c) for c in cs} for t, cs in saved.items()}
 
     def forward(
         self, x: Tensor, task_labels: Tensor | int | None = None

@@ -149,9 +149,27 @@ def test_a_trained_network_round_trips_through_torch_save(digits, tmp_path):
     assert torch.equal(torch.get_rng_state(), generator)  # unpickling draws nothing
     assert type(loaded) is TaskNetwork and not loaded.training
     assert loaded.trained_tasks == 2 and loaded.capacity() == strategy.model.capacity()
+    assert loaded.trained_classes == strategy.model.trained_classes == {0: {0, 1}, 1: {0, 1}}
     inputs = torch.rand(16, 64)
     for task in (0, 1):
         assert torch.equal(loaded(inputs, task), strategy.model(inputs, task))
+
+
+def test_a_head_answers_only_with_classes_its_task_trained_on(digits):
+    # Classes not renumbered per task: task 0's head is as wide as its largest label, and
+    # an under-trained head must not answer with a class the task never had (Avalanche's
+    # MultiHeadClassifier masks those; accuracy 0.0 otherwise).
+    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0)
+    strategy = user_strategy(train_epochs=1)
+    strategy.optimizer.param_groups[0]["lr"] = 1e-4
+    experience = benchmark.train_stream[0]
+    strategy.train(experience, eval_streams=[])
+    task_classes = set(experience.classes_in_this_experience)
+    model = strategy.model.eval()
+    assert model.heads[0].out_features == max(task_classes) + 1 > len(task_classes)
+    predicted = model(torch.rand(256, 64) * 3, 0).argmax(1)
+    assert set(predicted.tolist()) <= task_classes
+    assert model.trained_classes == {0: task_classes}
 
 
 def test_a_replay_plugin_is_refused_in_one_sentence(digits):
