@@ -83,6 +83,32 @@ def test_early_stopping_on_the_validation_stream_stops_a_task(digits):
     assert strategy.packing.reports[0].epochs_trained == epochs
 
 
+def test_a_hand_built_validation_stream_validates_each_task_and_stops_early(digits):
+    # A user's own split: 10% of the training images, through the same generator and seed
+    # (the same classes per task), the generator's test stream used as validation stream.
+    train, test = digits
+    held = torch.arange(len(train)) % 10 == 0
+    kept = LabelledTensors(train.tensors[0][~held], train.tensors[1][~held])
+    valid = LabelledTensors(train.tensors[0][held], train.tensors[1][held])
+    options = dict(n_experiences=5, task_labels=True, seed=0,
+                   class_ids_from_zero_in_each_exp=True)  # fmt: skip
+    benchmark = nc_benchmark(kept, test, **options)
+    valid_stream = nc_benchmark(kept, valid, **options).test_stream
+    stopping = EarlyStoppingPlugin(
+        patience=1, val_stream_name="test_stream", metric_name="Loss_Stream", mode="min"
+    )
+    strategy = user_strategy(
+        valid_stream=valid_stream, plugins=[stopping], train_epochs=100, eval_every=1,
+        evaluator=EvaluationPlugin(loss_metrics(stream=True), loggers=[]),
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="pruned without its 1 retraining epoch"):
+        strategy.train(benchmark.train_stream[0], eval_streams=[valid_stream[0]])
+    report = strategy.packing.reports[0]
+    assert report.validation_examples == len(valid_stream[0].dataset)
+    assert 1 <= report.epochs_trained == strategy.clock.train_exp_epochs < 100
+    assert report.unpruned_val_acc > 0.8
+
+
 def test_a_stream_without_task_labels_is_refused_naming_the_fix(digits):
     benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=False, seed=0)
     strategy = user_strategy()
