@@ -97,6 +97,10 @@ def test_the_readme_tables_are_generated_from_the_results_files():
     )
     peers = json.loads((RESULTS / "peers.json").read_text())
     assert generated_blocks(text)["peers"].strip() == peers_headline(peers)
+    runs = [run for protocols in peers["streams"].values() for runs in protocols.values()
+            for run in runs]  # fmt: skip
+    if "Every method forgets nothing" in text:
+        assert all(run["forgetting"] == 0 for run in runs)
 
 
 def test_the_readme_avalanche_figures_are_the_measured_ones():
