@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
-from types import FrameType
 
 
-def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
+def _interrupted_while_starting(signum: int, frame: object) -> None:
     """Ctrl-C while the command line's modules load: one line, exit code 1."""
     print("clearn: interrupted while starting; nothing was written", file=sys.stderr)
     raise SystemExit(1)
 
 
-_IN_MAIN_THREAD = threading.current_thread() is threading.main_thread()
-if _IN_MAIN_THREAD:
+# Nothing slow before this (not even `threading`): the handler covers all but Python's own
+# start-up. Only the main thread may set a handler; imported elsewhere, nothing is set.
+try:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
+    _IN_MAIN_THREAD = True
+except ValueError:
+    _IN_MAIN_THREAD = False
 
 import argparse
 import dataclasses
