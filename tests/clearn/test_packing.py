@@ -18,7 +18,9 @@ from clearn.task_mask import task_masks
 INPUTS = 12
 
 
-def network(*, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False) -> PackedNetwork:
+def network(
+    *, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False, device: str = "cpu"
+) -> PackedNetwork:
     torch.manual_seed(0)
     if batch_norm:
         backbone = nn.Sequential(
@@ -33,14 +35,19 @@ def network(*, tasks: int = 3, alpha: float = 1.0, batch_norm: bool = False) -> 
         backbone = nn.Sequential(nn.Flatten(), nn.Linear(INPUTS, 16), nn.ReLU())
     return PackedNetwork(
         backbone=backbone, feature_size=16, classes_per_task=[3] * tasks, alpha=alpha
-    )
+    ).to(device)
 
 
-def task_data(task: int, count: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+def device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def task_data(task: int, count: int = 96, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The same data on every device (drawn on the CPU)."""
     generator = torch.Generator().manual_seed(100 + task)
     inputs = torch.randn(count, 1, 4, 3, generator=generator)
     labels = (inputs.flatten(1)[:, task] > 0).long() + (inputs.flatten(1)[:, task + 1] > 0).long()
-    return inputs, labels
+    return inputs.to(device), labels.to(device)
 
 
 def train_task(
@@ -51,7 +58,7 @@ def train_task(
     kept: float = 0.4,
     zero_gradients: bool = False,
 ) -> None:
-    inputs, labels = task_data(task)
+    inputs, labels = task_data(task, device=device_of(packer.network))
     packer.begin_task(task)
     packer.network.train()
     for step in range(steps):
@@ -70,7 +77,7 @@ def train_task(
 def logits(net: PackedNetwork, task: int) -> torch.Tensor:
     net.eval()
     with torch.no_grad():
-        return net(task_data(task)[0], task)
+        return net(task_data(task, device=device_of(net))[0], task)
 
 
 OPTIMIZERS = {
@@ -87,9 +94,9 @@ OPTIMIZERS = {
 # 64%, restored by bitwise passes (SPARSE_RESTORE_BELOW); 0.85 then 98%.
 @pytest.mark.parametrize("kept", [0.05, 0.4, 0.85])
 def test_earlier_tasks_are_bit_for_bit_unchanged_under_any_optimizer(
-    optimizer_name, alpha, batch_norm, kept
+    optimizer_name, alpha, batch_norm, kept, device: str = "cpu"
 ):
-    net = network(alpha=alpha, batch_norm=batch_norm)
+    net = network(alpha=alpha, batch_norm=batch_norm, device=device)
     packer = TaskPacker(net)
     # One optimizer for the whole stream: its momentum and moments carry over between tasks.
     optimizer = OPTIMIZERS[optimizer_name](net.parameters())
@@ -105,8 +112,10 @@ def test_earlier_tasks_are_bit_for_bit_unchanged_under_any_optimizer(
 @pytest.mark.parametrize("alpha", [1.0, 3.0])
 @pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("kept", [0.05, 0.4, 0.85])
-def test_under_plain_sgd_zeroed_gradients_keep_earlier_tasks_bit_for_bit(alpha, batch_norm, kept):
-    net = network(alpha=alpha, batch_norm=batch_norm)
+def test_under_plain_sgd_zeroed_gradients_keep_earlier_tasks_bit_for_bit(
+    alpha, batch_norm, kept, device: str = "cpu"
+):
+    net = network(alpha=alpha, batch_norm=batch_norm, device=device)
     packer = TaskPacker(net)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     assert zero_gradient_moves_nothing(optimizer)
@@ -156,15 +165,15 @@ def test_later_tasks_do_use_what_earlier_tasks_left_free():
     assert net.capacity().free == pytest.approx(0.36, abs=one_weight)
 
 
-def test_mixed_task_batch_equals_per_task_batches():
-    net = network()
+def test_mixed_task_batch_equals_per_task_batches(device: str = "cpu"):
+    net = network(device=device)
     packer = TaskPacker(net)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     for task in range(3):
         train_task(packer, optimizer, task)
     net.eval()
-    inputs = torch.randn(30, 1, 4, 3)
-    tasks = torch.tensor([0, 2, 1] * 10)
+    inputs = torch.randn(30, 1, 4, 3).to(device)
+    tasks = torch.tensor([0, 2, 1] * 10).to(device)
     with torch.no_grad():
         mixed = net(inputs, tasks)
         for task in range(3):
@@ -181,8 +190,8 @@ def test_untrained_task_is_a_clear_error():
         net(torch.randn(2, 1, 4, 3), torch.tensor([0, 1]))
 
 
-def test_exported_subnetwork_computes_the_same_logits():
-    net = network(alpha=2.0)
+def test_exported_subnetwork_computes_the_same_logits(device: str = "cpu"):
+    net = network(alpha=2.0, device=device)
     packer = TaskPacker(net)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     for task in range(2):
@@ -192,18 +201,18 @@ def test_exported_subnetwork_computes_the_same_logits():
         assert not task_masks(dense)
         with torch.no_grad():
             torch.testing.assert_close(
-                dense(task_data(task)[0]), logits(net, task), rtol=0, atol=1e-6
+                dense(task_data(task, device=device)[0]), logits(net, task), rtol=0, atol=1e-6
             )
 
 
-def test_checkpoint_reloads_into_identical_behaviour():
-    net = network(alpha=3.0)
+def test_checkpoint_reloads_into_identical_behaviour(device: str = "cpu"):
+    net = network(alpha=3.0, device=device)
     packer = TaskPacker(net)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     for task in range(2):
         train_task(packer, optimizer, task)
     state, packer_state = net.state_dict(), packer.state_dict()
-    restored = network(alpha=3.0)
+    restored = network(alpha=3.0, device=device)
     restored.load_state_dict(state)
     restored_packer = TaskPacker(restored)
     restored_packer.load_state_dict(packer_state)

@@ -118,10 +118,10 @@ def interrupt_at(monkeypatch, step: int) -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_every_strategy_stopped_at_a_random_step_of_each_task_resumes_to_the_same_results(
-    strategy, tmp_path, monkeypatch, run_counting_steps
+    strategy, tmp_path, monkeypatch, run_counting_steps, device: str = "cpu"
 ):
     """Each strategy's own state (importances, old models, masks) survives a checkpoint."""
-    config = RunConfig(**TINY, strategy=strategy, seed=0)
+    config = RunConfig(**TINY, strategy=strategy, seed=0, device=device)
     expected, steps = run_counting_steps(config, tmp_path / "straight")
     out = tmp_path / "stopped"
     for attempt, point in enumerate(stop_points(steps, strategy)):
