@@ -96,11 +96,21 @@ def _parse_name(name: str) -> tuple[str, str]:
 
 
 def _train_valid_rows(
-    count: int, fraction: float, generator: torch.Generator
+    labels: Tensor, fraction: float, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    order = torch.randperm(count, generator=generator)
-    valid_count = max(1, round(fraction * count))
-    return order[valid_count:].sort().values, order[:valid_count].sort().values
+    """Training and validation rows: a seeded random `fraction` held out, skipping any row
+    whose class would otherwise keep no training row (the same rows whenever none would)."""
+    order = torch.randperm(len(labels), generator=generator)
+    valid_count = max(1, round(fraction * len(labels)))
+    ordered = labels[order]
+    positions = torch.arange(len(labels))
+    last = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
+    last = last.scatter_reduce(0, ordered, positions, reduce="amax")
+    eligible = order[positions < last[ordered]]
+    valid = eligible[:valid_count]
+    train = torch.ones(len(labels), dtype=torch.bool)
+    train[valid] = False
+    return train.nonzero().squeeze(1), valid.sort().values
 
 
 def _permuted(
@@ -112,7 +122,7 @@ def _permuted(
 ) -> tuple[list, list, list]:
     generator = torch.Generator().manual_seed(seed)
     train_rows, valid_rows = _train_valid_rows(
-        len(data.train_labels), validation_fraction, generator
+        data.train_labels, validation_fraction, generator
     )
     test_rows = torch.arange(len(data.test_labels))
     pixels = int(torch.tensor(data.input_shape).prod())
@@ -142,7 +152,9 @@ def _split(
         local_label = torch.full((data.num_classes,), -1, dtype=torch.long)
         local_label[task_classes] = torch.arange(len(task_classes))
         train_all = torch.isin(data.train_labels, task_classes).nonzero().squeeze(1)
-        keep, hold = _train_valid_rows(len(train_all), validation_fraction, generator)
+        keep, hold = _train_valid_rows(
+            data.train_labels[train_all], validation_fraction, generator
+        )
         test_rows = torch.isin(data.test_labels, task_classes).nonzero().squeeze(1)
         for key, images, rows, labels in (
             ("train", data.train_images, train_all[keep], data.train_labels),

@@ -247,17 +247,11 @@ class RunConfig:
                 f"({', '.join(n for n in STRATEGY_NAMES if spec_for(n).packs)}), not "
                 f"{self.strategy}"
             )
-        least = 2 if self.scenario.startswith("split-") else 1
-        if self.train_per_class is not None and self.train_per_class < least:
-            held_out = (
-                "; split streams hold a task's validation images out of its training "
-                "images, which then must keep every class"
-                if least > 1
-                else ""
-            )
+        if self.train_per_class is not None and self.train_per_class < 2:
             raise ValueError(
-                f"train_per_class must be at least {least} for {self.scenario} (or unset for "
-                f"all), got {self.train_per_class}{held_out}"
+                f"train_per_class must be at least 2 (or unset for all), got "
+                f"{self.train_per_class}: validation images are held out of the training "
+                "images, which must keep every class"
             )
         if self.epochs < spec.min_epochs:
             raise ValueError(

@@ -128,6 +128,27 @@ def test_train_per_class_keeps_that_many_per_class_seeded_and_the_whole_test_set
     )
 
 
+@pytest.mark.parametrize("name", ["permuted-digits", "split-digits"])
+@pytest.mark.parametrize(("per_class", "held_out"), [(2, 0.5), (3, 0.5), (5, 0.3), (20, 0.1)])
+def test_a_small_per_class_subsample_keeps_every_class_in_training(
+    name, per_class, held_out, digits
+):
+    stream = build_stream(
+        name, data=digits, train_per_class=per_class, validation_fraction=held_out, seed=1
+    )
+    for train, valid in zip(stream.train, stream.valid, strict=True):
+        assert len(valid) > 0
+        assert set(train.labels.tolist()) == set(torch.cat([train.labels, valid.labels]).tolist())
+
+
+def test_the_hold_out_draws_the_plain_random_rows_when_no_class_would_be_emptied(digits):
+    stream = build_stream("permuted-digits", n_tasks=1, data=digits, seed=5)
+    order = torch.randperm(len(digits.train_labels), generator=torch.Generator().manual_seed(5))
+    valid_count = len(stream.valid[0])
+    assert torch.equal(stream.valid[0].rows, order[:valid_count].sort().values)
+    assert torch.equal(stream.train[0].rows, order[valid_count:].sort().values)
+
+
 def test_train_per_class_must_be_positive(digits):
     with pytest.raises(ValueError, match="at least 1"):
         build_stream("permuted-digits", data=digits, train_per_class=0)

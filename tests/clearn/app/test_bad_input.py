@@ -7,7 +7,7 @@ from urllib.error import URLError
 
 import pytest
 
-from clearn.app import experiment
+from clearn.app import experiment, run
 from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import INPUT_SHAPES, RunConfig, write_config
 from scenarios.datasets import load_dataset
@@ -65,7 +65,7 @@ def test_damaged_results_are_one_line_naming_the_file(tmp_path, cli, content, me
 
 def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, cli, monkeypatch):
     saved = []
-    original = experiment.save_checkpoint
+    original = run.save_checkpoint
 
     def fill_up(path, content):
         if saved:
@@ -73,7 +73,7 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, cli, monkeypatch):
         saved.append(path)
         return original(path, content)
 
-    monkeypatch.setattr(experiment, "save_checkpoint", fill_up)
+    monkeypatch.setattr(run, "save_checkpoint", fill_up)
     code, _, error = cli("run", *QUICK, "--out", str(tmp_path / "run"))
     last_line = error.strip().splitlines()[-1]  # after the progress bars
     assert code == 2 and last_line.startswith("clearn run: error: No space left on device")
@@ -122,6 +122,7 @@ def _one_line_naming(code: int, error: str, *names: str) -> bool:
         (["--model", "alexnet"], "model alexnet"),
         (["--model", "alexnet", "--scenario", "split-digits"], "model alexnet"),
         (["--scenario", "split-digits", "--train-per-class", "1"], "train_per_class"),
+        (["--scenario", "permuted-digits", "--train-per-class", "1"], "train_per_class"),
     ],
 )
 def test_a_run_that_cannot_start_is_refused_before_its_folder_exists(
