@@ -7,12 +7,14 @@ from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin, TaskReport
 from strategies.hat import HAT, HatLrPlugin, HatPlugin
 from strategies.hat_model import HatNetwork
-from strategies.plateau_stop import PlateauStopPlugin
+from strategies.input_statistics import InputStatisticsPlugin
+from strategies.plateau_stop import PlateauBudgetPlugin
 from strategies.subnet_model import SubnetTaskNetwork
 from strategies.subnet_plugin import SubnetPlugin
 from strategies.supsup import SupSup
 from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
+from strategies.validation_split import ValidationSplitPlugin
 from strategies.wsn import WSN
 
 __all__ = [
@@ -25,13 +27,15 @@ __all__ = [
     "HatNetwork",
     "HatPlugin",
     "PackingPlugin",
-    "PlateauStopPlugin",
+    "InputStatisticsPlugin",
+    "PlateauBudgetPlugin",
     "SubnetPlugin",
     "SubnetTaskNetwork",
     "SupSup",
     "TaskNetwork",
     "TaskReport",
     "TensorLoaderPlugin",
+    "ValidationSplitPlugin",
     "capacity_metrics",
     "model_capacity",
 ]

@@ -45,8 +45,11 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     `valid_stream` when given, else a seeded `validation_share` of each training experience
     (stated in the log). `train_epochs` is a cap: each task stops once its validation loss
     has not improved for `patience` epochs. `mode="packnet"` prunes a fixed `prune_fraction`
-    instead (classic PackNet on the same mechanism). The packing plugin is `self.packing`;
-    its `reports` say per task what it kept, owns and how long it trained. Per-iteration
+    instead (classic PackNet on the same mechanism). It is Avalanche's `SupervisedTemplate`
+    with four plugins ahead of the user's: the validation hold-out (`ValidationSplitPlugin`),
+    the epoch budget (`PlateauBudgetPlugin`, both shared with the baselines), the packing
+    (`self.packing`, whose `reports` say per task what it kept, owns and how long it
+    trained) and the input statistics (`InputStatisticsPlugin`). Per-iteration
     callbacks reach only the plugins that act on them (`ListenedCallbacks`). Other arguments
     are Avalanche's `SupervisedTemplate`'s (any other keyword it takes, such as
     `peval_mode`, passes through); every default is `clearn run`'s. The model always gets
@@ -117,7 +120,13 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,
             device=device,
-            plugins=[self.packing, *(plugins or [])],
+            plugins=[
+                self.packing.validation_split,
+                self.packing.budget,
+                self.packing,
+                self.packing.input_statistics,
+                *(plugins or []),
+            ],
             evaluator=evaluator,
             eval_every=eval_every,
             **base_kwargs,

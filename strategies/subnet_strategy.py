@@ -15,8 +15,9 @@ from clearn.subnet_network import SubnetMethod, SubnetNetwork
 from clearn.subnet_training import paper_optimizer
 from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
-from strategies.plateau_stop import PlateauStopPlugin
+from strategies.plateau_stop import PlateauBudgetPlugin
 from strategies.subnet_plugin import SubnetPlugin
+from strategies.validation_split import ValidationSplitPlugin
 
 __all__ = ["SubnetStrategy"]
 
@@ -28,10 +29,10 @@ class SubnetStrategy(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     `optimizer` None takes the paper's (`clearn.subnet_training.paper_optimizer`). The
     optimizer's state is reset before every experience (a fresh optimizer per task, as both
     papers' code). `patience` None trains every one of `train_epochs`; a number stops a task
-    once its validation loss has not improved for that many epochs (`PlateauStopPlugin`:
-    `valid_stream`, else a seeded `validation_share` held out of each experience). The mask
-    plugin is `self.subnet`; its `reports` say per task what it selected and the CAP. Other
-    arguments are Avalanche's `SupervisedTemplate`'s.
+    once its validation loss has not improved for that many epochs (`PlateauBudgetPlugin`
+    over a `ValidationSplitPlugin`: `valid_stream`, else a seeded `validation_share` held
+    out of each experience). The mask plugin is `self.subnet`; its `reports` say per task
+    what it selected and the CAP. Other arguments are Avalanche's `SupervisedTemplate`'s.
     """
 
     method: SubnetMethod
@@ -74,11 +75,8 @@ class SubnetStrategy(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
         self.subnet = SubnetPlugin(seed=seed)
         extra: list[BasePlugin] = [self.subnet]
         if patience is not None:
-            extra.append(
-                PlateauStopPlugin(
-                    valid_stream, patience=patience, validation_share=validation_share, seed=seed
-                )
-            )
+            split = ValidationSplitPlugin(valid_stream, share=validation_share, seed=seed)
+            extra += [split, PlateauBudgetPlugin(split.data, patience=patience)]
         super().__init__(
             model=model,
             optimizer=optimizer or paper_optimizer(model.parameters(), self.method),

@@ -17,9 +17,10 @@ from scenarios.streams import TaskStream, build_stream
 from strategies.distributed import process_rank
 from strategies.epn import PackingPlugin
 from strategies.guards import FiniteLossPlugin, ProgressPlugin
-from strategies.plateau_stop import PlateauStopPlugin
+from strategies.plateau_stop import PlateauBudgetPlugin
 from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
+from strategies.validation_split import ValidationSplitPlugin
 
 __all__ = [
     "Assembled",
@@ -37,8 +38,8 @@ class Assembled:
     network: TaskNetwork | None
     """The packing network of `epn` / `packnet`, None for the baselines."""
     packing: PackingPlugin | None
-    plateau_stop: PlateauStopPlugin | None = None
-    """The baselines' validation-plateau stop, None where the strategy has none."""
+    plateau_stop: PlateauBudgetPlugin | None = None
+    """The baselines' validation-plateau budget, None where the strategy has none."""
 
 
 def run_stream(config: RunConfig) -> TaskStream:
@@ -82,10 +83,9 @@ def assemble(
     plugins: list[SupervisedPlugin] = [TensorLoaderPlugin()]
     plateau_stop = None
     if spec.plateau_stop and config.patience:
-        plateau_stop = PlateauStopPlugin(
-            stream.benchmark.valid_stream, patience=config.patience, seed=config.seed
-        )
-        plugins.append(plateau_stop)
+        split = ValidationSplitPlugin(stream.benchmark.valid_stream, seed=config.seed)
+        plateau_stop = PlateauBudgetPlugin(split.data, patience=config.patience)
+        plugins += [split, plateau_stop]
     plugins.append(FiniteLossPlugin())
     # One bar for a run over several processes; the same plugins on each, as checkpoints hold.
     plugins.append(ProgressPlugin(hidden=process_rank()[0] != 0))

@@ -11,8 +11,9 @@ from clearn.evaluation import task_accuracy
 from strategies.capacity_metrics import capacity_metrics
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin
-from strategies.plateau_stop import PlateauStopPlugin
+from strategies.plateau_stop import PlateauBudgetPlugin
 from strategies.task_model import TaskNetwork
+from strategies.validation_split import ValidationSplitPlugin
 
 
 def backbone() -> nn.Module:
@@ -113,7 +114,7 @@ def test_the_plugin_packs_the_strategys_model_and_says_when_it_cannot(stock_benc
         plugins=[PackingPlugin()],
         evaluator=EvaluationPlugin(loggers=[]),
     )
-    with pytest.raises(ValueError, match="must be \\(or hold exactly one\\) TaskNetwork"):
+    with pytest.raises(ValueError, match="must be \\(or hold exactly one\\) PackedNetwork"):
         strategy.train(stock_benchmark.train_stream[0])
     with pytest.raises(ValueError, match="trains a strategies.TaskNetwork"):
         EfficientPackNet(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
@@ -130,13 +131,59 @@ def test_heads_grow_in_task_order_only(stock_benchmark):
 def test_baselines_stop_on_a_held_out_share_too(stock_benchmark):
     torch.manual_seed(0)
     model = TaskNetwork(backbone=backbone(), alpha=1.0)
-    stop = PlateauStopPlugin(patience=1)
+    split = ValidationSplitPlugin()
+    stop = PlateauBudgetPlugin(split.data, patience=1)
     strategy = Naive(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
         train_epochs=200,
-        plugins=[stop],
+        plugins=[split, stop],
         evaluator=EvaluationPlugin(loggers=[]),
     )
     strategy.train(stock_benchmark.train_stream[0])
     assert stop.epochs_trained[0] < 200 and stop.validation.size(0) > 0
+
+
+def _packed_by(strategy, stock_benchmark):
+    for experience in stock_benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    reports = [
+        {k: v for k, v in vars(r).items() if not k.endswith("_seconds")}
+        for r in strategy.packing.reports
+    ]
+    return reports, strategy.model.state_dict(), strategy.model.input_statistics
+
+
+def test_the_template_and_a_plugin_in_naive_pack_alike(stock_benchmark):
+    composed = efficient_packnet()
+    torch.manual_seed(0)
+    model = TaskNetwork(backbone=backbone())
+    naive = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.3),
+        train_mb_size=60,
+        train_epochs=4,
+        eval_mb_size=1000,
+        plugins=[PackingPlugin()],
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    naive.packing = naive.plugins[0]
+    # EfficientPackNet lists the hold-out, budget and statistics plugins; in Naive the
+    # packing plugin calls them itself: the same weights, reports and statistics.
+    names = [type(p).__name__ for p in composed.plugins[:4]]
+    assert names == [
+        "ValidationSplitPlugin", "PlateauBudgetPlugin", "PackingPlugin", "InputStatisticsPlugin"
+    ]
+    torch.manual_seed(1)
+    reports, weights, statistics = _packed_by(composed, stock_benchmark)
+    torch.manual_seed(1)
+    naive_reports, naive_weights, naive_statistics = _packed_by(naive, stock_benchmark)
+    assert reports == naive_reports and len(reports) == 2
+    assert weights.keys() == naive_weights.keys()
+    tensors = [k for k in weights if isinstance(weights[k], torch.Tensor)]
+    assert all(torch.equal(weights[k], naive_weights[k]) for k in tensors)
+    assert all(
+        torch.equal(a, b)
+        for task in range(2)
+        for a, b in zip(statistics[task], naive_statistics[task], strict=True)
+    )

@@ -17,9 +17,10 @@ from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 from strategies.epn import PackingPlugin
 from strategies.heads import MultiHeadNet
-from strategies.plateau_stop import PlateauStopPlugin
+from strategies.plateau_stop import PlateauBudgetPlugin
 from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
+from strategies.validation_split import ValidationSplitPlugin
 
 OPTIMIZERS = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.05),  # frozen gradients zeroed, not restored
@@ -182,7 +183,8 @@ def test_baselines_stop_once_their_validation_loss_stops_improving(stream):
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU())
     model = MultiHeadNet(backbone=backbone, feature_size=64, classes_per_task=[10] * 3)
-    stop = PlateauStopPlugin(stream.benchmark.valid_stream, patience=2)
+    split = ValidationSplitPlugin(stream.benchmark.valid_stream)
+    stop = PlateauBudgetPlugin(split.data, patience=2)
     strategy = Naive(
         model=model,
         # lr 0: the validation loss never improves after the first epoch.
@@ -190,7 +192,7 @@ def test_baselines_stop_once_their_validation_loss_stops_improving(stream):
         train_mb_size=32,
         train_epochs=40,
         eval_mb_size=256,
-        plugins=[TensorLoaderPlugin(), stop],
+        plugins=[TensorLoaderPlugin(), split, stop],
         evaluator=EvaluationPlugin(loggers=[]),
     )
     for experience in stream.benchmark.train_stream:

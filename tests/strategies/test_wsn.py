@@ -7,7 +7,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 
 from clearn.powerprop import stored_weight
-from strategies.plateau_stop import PlateauStopPlugin
+from strategies.plateau_stop import PlateauBudgetPlugin
 from strategies.subnet_model import SubnetTaskNetwork
 from strategies.subnet_plugin import SubnetPlugin
 from strategies.wsn import WSN
@@ -63,7 +63,7 @@ def test_the_plugin_state_loads_with_weights_only(stock_benchmark):
 def test_a_patience_stops_on_a_held_out_share(stock_benchmark):
     strategy = WSN(model=model(), train_mb_size=32, train_epochs=3, patience=1,
                    evaluator=EvaluationPlugin(loggers=[]))  # fmt: skip
-    assert any(isinstance(p, PlateauStopPlugin) for p in strategy.plugins)
+    assert any(isinstance(p, PlateauBudgetPlugin) for p in strategy.plugins)
     strategy.train(stock_benchmark.train_stream[0], eval_streams=[])
     assert strategy.model.trained_tasks == 1
 

@@ -1,0 +1,41 @@
+"""Avalanche plugin: each task's training-input statistics, for task inference by inputs."""
+
+from __future__ import annotations
+
+from avalanche.core import SupervisedPlugin
+from torch import nn
+
+from clearn.network import PackedNetwork
+from strategies.experience import task_label
+
+__all__ = ["InputStatisticsPlugin", "packed_network"]
+
+
+def packed_network(model: nn.Module) -> PackedNetwork:
+    """The one PackedNetwork `model` is or holds; ValueError saying how to build one."""
+    networks = [m for m in model.modules() if isinstance(m, PackedNetwork)]
+    if len(networks) != 1:
+        raise ValueError(
+            f"task packing packs the strategy's model, which must be (or hold exactly one) "
+            f"PackedNetwork: use model=strategies.TaskNetwork(backbone=...); got "
+            f"{type(model).__name__} holding {len(networks)}"
+        )
+    return networks[0]
+
+
+class InputStatisticsPlugin(SupervisedPlugin):
+    """After each experience, records its training inputs' statistics in the strategy's
+    PackedNetwork (`record_inputs`): one pass over the task's training batches, no forward
+    pass."""
+
+    def state_dict(self) -> dict:
+        """Nothing to checkpoint: the statistics are the network's."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore (see `state_dict`)."""
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        network = packed_network(strategy.model)
+        task = task_label(strategy.experience)
+        network.record_inputs(task, (batch[0] for batch in strategy.dataloader))

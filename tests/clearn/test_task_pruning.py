@@ -1,0 +1,34 @@
+import pytest
+import torch
+from torch import nn
+
+from clearn.task_pruning import RetrainingCheck, check_mode
+
+
+def test_retraining_that_lowers_accuracy_is_undone_bit_for_bit():
+    torch.manual_seed(0)
+    network = nn.Linear(4, 3)
+    pruned = {k: v.clone() for k, v in network.state_dict().items()}
+    check = RetrainingCheck(network, pruned_accuracy=0.8)
+    with torch.no_grad():
+        network.weight.add_(1.0)  # "retraining"
+    assert check.keep_if_it_helped(0.7) is False
+    assert all(torch.equal(network.state_dict()[k], pruned[k]) for k in pruned)
+
+
+def test_retraining_that_keeps_accuracy_stays():
+    network = nn.Linear(4, 3)
+    check = RetrainingCheck(network, pruned_accuracy=0.8)
+    with torch.no_grad():
+        network.weight.add_(1.0)
+    retrained = network.weight.clone()
+    assert check.keep_if_it_helped(0.8) is True
+    assert torch.equal(network.weight, retrained)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fraction"), [("magnitude", 0.5), ("epn", 1.0), ("packnet", -0.1)]
+)
+def test_a_mode_or_prune_fraction_out_of_range_is_refused(mode, fraction):
+    with pytest.raises(ValueError, match="mode must be|prune_fraction must be"):
+        check_mode(mode, fraction)
