@@ -22,12 +22,13 @@ BENCHMARKS = (
     "frontier",
     "robustness",
     "task_agnostic",
+    "task_inference",
     "peers",
 )
-LONG = ("frontier", "robustness", "task_agnostic", "peers")
+LONG = ("frontier", "robustness", "task_agnostic", "task_inference", "peers")
 """Left out unless named with --only: the frontier study takes about 25 minutes, the
 robustness study about 45, task-agnostic inference about 15 (it trains two streams), the
-peer mask methods about 40."""
+task-inference methods about 10, the peer mask methods about 40."""
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
 parser.add_argument("--quick", action="store_true", help="reduced version, a few minutes")

@@ -16,15 +16,13 @@ from __future__ import annotations
 import time
 
 import torch
-from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.common import RESULTS_DIR, main, median_seconds, run_all, save_result
-from clearn.app.checkpoint import load_checkpoint
+from benchmarks.task_inference import trained_network
 from clearn.app.config import RunConfig
-from clearn.app.experiment import CHECKPOINT
-from clearn.app.factory import assemble, run_stream
 from clearn.app.tables import markdown_table, percent
-from clearn.network import PackedNetwork, task_agnostic_logits
+from clearn.network import PackedNetwork
+from clearn.task_inference import infer_task, task_agnostic_logits
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 BATCHES = (16, 128)
@@ -33,15 +31,6 @@ EXAMPLE_METHODS = ("example", "inputs")
 METHODS = ("batch", "one-shot", "inputs-batch")
 """Batch-level inference: summed entropies of every task's view, SupSup's one-shot, or the
 inputs' summed log-likelihoods."""
-
-
-def _network(config: RunConfig, folder) -> tuple[PackedNetwork, object]:
-    """The trained network of a finished run, rebuilt from its last checkpoint."""
-    stream = run_stream(config)
-    assembled = assemble(config, stream, device=torch.device("cpu"),
-                         evaluator=EvaluationPlugin(loggers=[]))
-    assembled.model.load_state_dict(load_checkpoint(folder / CHECKPOINT)["model"])
-    return assembled.network.eval(), stream
 
 
 @torch.no_grad()
@@ -54,7 +43,7 @@ def _scores(network: PackedNetwork, inputs: torch.Tensor, labels: torch.Tensor, 
     size = len(labels) if batch is None else batch
     for start in range(0, len(labels), size):
         part, part_labels = inputs[start : start + size], labels[start : start + size]
-        guess = network.infer_task(part, method=method)
+        guess = infer_task(network, part, method=method)
         hit = guess.tasks == task
         found += int(hit.sum())
         right += int((hit & (task_agnostic_logits(guess).argmax(1) == part_labels)).sum())
@@ -80,7 +69,7 @@ def _study(network: PackedNetwork, stream) -> dict:
     aware = median_seconds(lambda: network(inputs, 0), repeats=5, calls=5)
     for method in (*EXAMPLE_METHODS, *METHODS):
         spent = median_seconds(
-            lambda m=method: network.infer_task(inputs, method=m), repeats=5, calls=5
+            lambda m=method: infer_task(network, inputs, method=m), repeats=5, calls=5
         )
         rows[f"cost_ratio_{method}_128"] = spent / aware
     return rows
@@ -103,7 +92,7 @@ def run(*, quick: bool = False) -> dict:
     print(f"trained in {time.perf_counter() - began:.0f} s")
     figures, body = {}, []
     for scenario, (config, folder) in runs.items():
-        network, stream = _network(config, folder)
+        network, stream = trained_network(config, folder)
         figures[scenario] = found = _study(network, stream)
         aware = found["example"]["task_aware_acc"]
         settings = [*EXAMPLE_METHODS, *(f"{m} {b}" for m in METHODS for b in BATCHES)]
