@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from clearn.app import experiment
+from clearn.app import run as run_module
 from clearn.app.cli import main
 from clearn.app.config import RunConfig
 
@@ -44,7 +45,7 @@ def run_counting_steps(monkeypatch):
 
     def run(config: RunConfig, out) -> tuple[dict, list[int]]:
         steps, ends = [0], []
-        original_save = experiment.save_checkpoint
+        original_save = run_module.save_checkpoint
 
         def count() -> None:
             steps[0] += 1
@@ -56,7 +57,7 @@ def run_counting_steps(monkeypatch):
 
         with monkeypatch.context() as patched:
             count_optimizer_steps(patched, count)
-            patched.setattr(experiment, "save_checkpoint", save)
+            patched.setattr(run_module, "save_checkpoint", save)
             results = experiment.run_experiment(config, out).to_dict()
         return results, [end - begin for begin, end in zip([0, *ends], ends, strict=False)]
 

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from clearn.app import experiment
+from clearn.app import run as run_module
 from clearn.app.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT, run_experiment
@@ -25,14 +25,14 @@ def stopped_run(tmp_path, monkeypatch):
 
     def make(strategy: str = "naive"):
         out = tmp_path / strategy
-        original = experiment.save_checkpoint
+        original = run_module.save_checkpoint
 
         def save_then_stop(path, state):
             original(path, state)
             raise Stop
 
         with monkeypatch.context() as patched:
-            patched.setattr(experiment, "save_checkpoint", save_then_stop)
+            patched.setattr(run_module, "save_checkpoint", save_then_stop)
             with pytest.raises(Stop):
                 run_experiment(RunConfig(**TINY, strategy=strategy), out)
         return out

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from clearn.app import experiment
+from clearn.app import run as run_module
 from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
 
@@ -26,7 +26,7 @@ class Stop(BaseException):
 def straight(config: RunConfig, out, monkeypatch, kind) -> tuple[dict, int]:
     """The uninterrupted run's results and the optimizer steps its first task took."""
     steps, first = [0], []
-    original_step, original_save = kind.step, experiment.save_checkpoint
+    original_step, original_save = kind.step, run_module.save_checkpoint
 
     def step(self, *args, **kwargs):
         steps[0] += 1
@@ -38,20 +38,20 @@ def straight(config: RunConfig, out, monkeypatch, kind) -> tuple[dict, int]:
 
     with monkeypatch.context() as patched:
         patched.setattr(kind, "step", step)
-        patched.setattr(experiment, "save_checkpoint", save)
+        patched.setattr(run_module, "save_checkpoint", save)
         results = run_experiment(config, out).to_dict()
     return results, steps[0] - first[0]
 
 
 def stop_after_first_checkpoint(config: RunConfig, out, monkeypatch) -> None:
-    original = experiment.save_checkpoint
+    original = run_module.save_checkpoint
 
     def save_then_stop(path, state):
         original(path, state)
         raise Stop
 
     with monkeypatch.context() as patched:
-        patched.setattr(experiment, "save_checkpoint", save_then_stop)
+        patched.setattr(run_module, "save_checkpoint", save_then_stop)
         with pytest.raises(Stop):
             run_experiment(config, out)
 

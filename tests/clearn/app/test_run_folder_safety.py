@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from clearn.app import experiment
+from clearn.app import run
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT, draw_plots, run_experiment
 from clearn.app.io import open_for_append, write_text_atomic
@@ -51,7 +51,7 @@ def test_a_resumed_run_with_a_planted_link_writes_nothing_through_it(
     planted, tmp_path, victim, monkeypatch
 ):
     out = tmp_path / "run"
-    original = experiment.save_checkpoint
+    original = run.save_checkpoint
 
     class Stop(BaseException):
         pass
@@ -60,7 +60,7 @@ def test_a_resumed_run_with_a_planted_link_writes_nothing_through_it(
         original(path, state)
         raise Stop
 
-    monkeypatch.setattr(experiment, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(run, "save_checkpoint", save_then_stop)
     with pytest.raises(Stop):
         run_experiment(RunConfig(**TINY), out)
     monkeypatch.undo()
