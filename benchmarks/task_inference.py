@@ -307,10 +307,8 @@ def _rows(figures: dict[str, dict]) -> list[list[str]]:
         key = "example" if stream.startswith("permuted") else "batch"
         for method, row in found["methods"].items():
             acc = row.get(f"agnostic_acc_{key}")
-            gap = (
-                f"{100 * (acc - aware):+.1f}" if acc is not None
-                else f"≥ {-100 * (1 - row[f'task_id_{key}']):+.1f} (bound)"
-            )  # fmt: skip
+            measure = f"agnostic_acc_{key}" if acc is not None else f"task_id_{key}"
+            gap = f"{_gap(row, measure, aware):+.1f}" + ("" if acc is not None else " (bound)")
             body.append([
                 stream, method, row["passes"],
                 percent(row["task_id_example"]), percent(row["task_id_batch"]),
@@ -393,7 +391,10 @@ _PAGE_NOTES = (
     "own pass comes on top). µs per example: wall time of scoring one example against every "
     "task on one thread of a shared machine (noisy at small test sets). Long streams (100 and "
     "1,000 tasks) train no network: a found task answers exactly as with its label, so "
-    "task-agnostic ACC ≥ task-aware ACC − (1 − task-id accuracy)."
+    "task-agnostic ACC ≥ task-aware ACC − (1 − task-id accuracy). Arithmetic per example "
+    "and task, D input features: diagonal 3·D, probabilistic PCA of rank k about D·(k + 1) "
+    "multiply-adds (per class: times the classes), growing linearly in tasks with no forward "
+    "pass; one pass of the 784-300-100 MLP is about 266,000."
 )
 
 
