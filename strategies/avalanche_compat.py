@@ -1,13 +1,133 @@
-"""Where clearn's strategies depart from how Avalanche 0.6's templates behave by default.
+"""Every place where clearn departs from, or relies on, how Avalanche 0.6 behaves.
 
-Each patch here names the Avalanche behaviour it works around; `tests/strategies/
-test_avalanche_compat.py` checks that behaviour, so that an Avalanche upgrade that changes
-it fails a test instead of silently changing what clearn computes.
+Each patch or relied-on internal here names the Avalanche behaviour it concerns;
+`tests/strategies/test_avalanche_compat.py` has a guard test for each, so that an Avalanche
+upgrade that changes the behaviour fails a test instead of silently changing what clearn
+computes or which plugin hears which callback:
+
+- `TaskAwareForward`, `minibatch_task_labels`: experiences of
+  `benchmark_with_validation_stream` lack `task_labels`, so Avalanche calls the model
+  without them.
+- `TRAINING_ITERATION_EVENTS`, `EVAL_ITERATION_EVENTS`, `template_hook`: the per-iteration
+  callbacks of Avalanche's SGD templates and the protected hooks that fire them, which the
+  fast dispatch (`strategies.callback_dispatch`) overrides.
+- `metric_mode`: `GenericPluginMetric` acts on training steps only in mode "train" and on
+  evaluation steps only in mode "eval", read from its protected `_mode`.
+- `mark_optimizer_set_up`: a template's first `make_optimizer` resets the optimizer's state
+  unless `optimized_param_id` is set (what a restored checkpoint needs).
+- `stores_plain_examples`: whether an Avalanche dataset serves its inputs as stored,
+  read from its private tree of `_FlatDataWithTransform` nodes (`_datasets`,
+  `_transform_groups`, `_frozen_transform_groups`; transforms as `TupleTransform`).
+- `AppendingCSVLogger`: Avalanche's CSVLogger truncates its files when it opens them.
+- `WandBLogger`: Avalanche's WandBLogger calls `wandb.util.generate_id` and `wandb.viz`,
+  gone from the wandb releases that install beside this stack.
+
+Avalanche's own `save_checkpoint`, which fails on this stack, is replaced by
+`strategies.checkpoint` (guarded in `tests/strategies/test_checkpoint.py`).
 """
 
 from __future__ import annotations
 
-__all__ = ["TaskAwareForward", "minibatch_task_labels"]
+import os
+import uuid
+from pathlib import Path
+
+from avalanche.benchmarks.utils.transforms import TupleTransform
+from avalanche.evaluation.metric_definitions import GenericPluginMetric
+from avalanche.logging import CSVLogger
+from avalanche.logging import WandBLogger as _AvalancheWandBLogger
+
+from strategies.metric_keys import CAPACITY
+
+__all__ = [
+    "CAPACITY_FILE",
+    "EVAL_ITERATION_EVENTS",
+    "TRAINING_ITERATION_EVENTS",
+    "AppendingCSVLogger",
+    "TaskAwareForward",
+    "WandBLogger",
+    "mark_optimizer_set_up",
+    "metric_mode",
+    "minibatch_task_labels",
+    "stores_plain_examples",
+    "template_hook",
+]
+
+TRAINING_ITERATION_EVENTS = (
+    "before_training_iteration",
+    "before_forward",
+    "after_forward",
+    "before_backward",
+    "after_backward",
+    "before_update",
+    "after_update",
+    "after_training_iteration",
+)
+"""Callbacks Avalanche's SGD templates fire on every training step."""
+
+EVAL_ITERATION_EVENTS = (
+    "before_eval_iteration",
+    "before_eval_forward",
+    "after_eval_forward",
+    "after_eval_iteration",
+)
+"""Callbacks Avalanche's SGD templates fire on every evaluation step."""
+
+
+def template_hook(event: str) -> str:
+    """The template's protected method that fires `event` to every plugin
+    (`_before_forward` calls `trigger_plugins(self, "before_forward")`)."""
+    return f"_{event}"
+
+
+def metric_mode(metric: GenericPluginMetric) -> str:
+    """"train" or "eval": the phase whose iteration callbacks a GenericPluginMetric acts on
+    (its own callbacks return at once in the other phase)."""
+    return metric._mode
+
+
+def mark_optimizer_set_up(strategy, named_parameters: dict) -> None:
+    """Tell a template that its optimizer is set up over `named_parameters`: its first
+    `make_optimizer` otherwise resets the state it finds, as at the start of a run."""
+    if hasattr(strategy, "optimized_param_id"):
+        strategy.optimized_param_id = named_parameters
+
+
+def _no_input_transform(transform: object) -> bool:
+    # Avalanche's TupleTransform holds one transform per element of an example: inputs
+    # first, then targets (where Avalanche puts its deterministic class remapping).
+    if transform is None:
+        return True
+    return isinstance(transform, TupleTransform) and transform.transforms[0] is None
+
+
+def _node_is_plain(node: object) -> bool:
+    groups = [getattr(node, a, None) for a in ("_transform_groups", "_frozen_transform_groups")]
+    for group in groups:  # every group: which one a nested node applies is not public
+        if group is not None and not all(
+            map(_no_input_transform, group.transform_groups.values())
+        ):
+            return False
+    # A leaf: a torchvision-style dataset applies its own transforms in __getitem__.
+    leaf_transforms = ("transform", "transforms")
+    return all(getattr(node, a, None) is None for a in leaf_transforms if not groups[0])
+
+
+def stores_plain_examples(dataset) -> bool:
+    """Whether an Avalanche dataset returns its inputs as stored: no input transform in any
+    group at any level, none in a torchvision-style leaf dataset. Its examples can then be
+    gathered once through `__getitem__` (which applies Avalanche's deterministic target
+    transforms, its class remapping) and served as tensors, the same values every epoch."""
+    flat = getattr(dataset, "_flat_data", None)
+    if flat is None:
+        return False
+    pending = [flat]
+    while pending:
+        node = pending.pop()
+        if not _node_is_plain(node):
+            return False
+        pending.extend(getattr(node, "_datasets", ()))
+    return True
 
 
 def minibatch_task_labels(strategy):
@@ -33,3 +153,66 @@ class TaskAwareForward:
         if labels is None:
             return super().forward()
         return self.model(self.mb_x, labels)
+
+
+_CSV_FILES = ("training_results.csv", "eval_results.csv")
+CAPACITY_FILE = "capacity.csv"
+"""One row per capacity value (`Capacity/...`): Avalanche's CSV files hold accuracy and loss."""
+
+
+def _rows_after_header(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    lines = path.read_text().splitlines(keepends=True)
+    return "".join(lines[1:])
+
+
+class AppendingCSVLogger(CSVLogger):
+    """Avalanche 0.6.0's CSVLogger opens its files with "w": a resumed run would keep only
+    its own rows. This one keeps the rows already there, then logs as Avalanche does; every
+    capacity value goes to `capacity.csv` (metric, value, training iteration)."""
+
+    def __init__(self, log_folder: str) -> None:
+        earlier = {name: _rows_after_header(Path(log_folder) / name) for name in _CSV_FILES}
+        super().__init__(log_folder)
+        for name, handle in zip(_CSV_FILES, (self.training_file, self.eval_file), strict=True):
+            handle.write(earlier[name])
+            handle.flush()
+        path = Path(self.log_folder) / CAPACITY_FILE
+        new = not path.is_file()
+        self.capacity_file = open(path, "a", buffering=1)  # noqa: SIM115 - closed by close()
+        if new:
+            self.capacity_file.write("metric,value,training_iteration\n")
+
+    def log_single_metric(self, name, value, x_plot) -> None:
+        if name.split("/")[0] == CAPACITY:
+            self.capacity_file.write(f"{name},{value},{x_plot}\n")
+
+    def close(self) -> None:
+        super().close()
+        self.capacity_file.close()
+
+
+class WandBLogger(_AvalancheWandBLogger):
+    """Logs every Avalanche metric to Weights & Biases (`WANDB_MODE=offline` works offline).
+
+    Avalanche 0.6.0's logger calls `wandb.util.generate_id` (gone since wandb 0.24) and
+    `wandb.viz` (gone since 0.19), so with any wandb that pip resolves next to torch 2.14
+    and TensorBoard it fails on its first call. This subclass starts the run without the
+    first and logs numbers (every metric clearn records) without the second; images and
+    other values still go through Avalanche's code.
+    """
+
+    def before_run(self) -> None:
+        if self.init_kwargs is None:
+            self.init_kwargs = {}
+        run_id = self.init_kwargs.get("id") or os.environ.get("WANDB_RUN_ID")
+        self.init_kwargs["id"] = run_id or uuid.uuid4().hex[:8]
+        self.wandb.init(**self.init_kwargs)
+
+    def log_single_metric(self, name, value, x_plot) -> None:
+        if isinstance(value, float | int):  # Avalanche's check names wandb.viz first
+            self.step = x_plot
+            self.wandb.log({name: value}, step=self.step)
+            return
+        super().log_single_metric(name, value, x_plot)

@@ -5,7 +5,10 @@ Avalanche's templates call every plugin on every callback (`trigger_plugins`), a
 every metric and logger, even when none of them acts on that callback: eight calls per plugin
 per training step, about half of a small network's step. Which plugin acts on which callback
 is known from its class, so the listeners of each per-iteration callback are found once per
-epoch (training) and per experience (evaluation), and only they are called.
+epoch (training) and per experience (evaluation), and only they are called. A plugin whose
+callbacks cannot be read from its class (not one of Avalanche's plugin classes, callbacks set
+on the instance or served by `__getattr__`) hears every callback, as in Avalanche; a callback
+this module does not list goes through Avalanche's own dispatch.
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ from __future__ import annotations
 from avalanche.core import BaseSGDPlugin
 from avalanche.evaluation.metric_definitions import GenericPluginMetric, PluginMetric
 from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.utils import trigger_plugins
+
+from strategies.avalanche_compat import (
+    EVAL_ITERATION_EVENTS,
+    TRAINING_ITERATION_EVENTS,
+    metric_mode,
+    template_hook,
+)
 
 __all__ = [
     "EVAL_ITERATION_EVENTS",
@@ -21,26 +32,6 @@ __all__ = [
     "listeners",
     "listens",
 ]
-
-TRAINING_ITERATION_EVENTS = (
-    "before_training_iteration",
-    "before_forward",
-    "after_forward",
-    "before_backward",
-    "after_backward",
-    "before_update",
-    "after_update",
-    "after_training_iteration",
-)
-"""Callbacks fired on every training step."""
-
-EVAL_ITERATION_EVENTS = (
-    "before_eval_iteration",
-    "before_eval_forward",
-    "after_eval_forward",
-    "after_eval_iteration",
-)
-"""Callbacks fired on every evaluation step."""
 
 
 def _overrides(obj: object, event: str) -> bool:
@@ -52,27 +43,40 @@ def _overrides(obj: object, event: str) -> bool:
     )
 
 
+def _opaque(obj: object, event: str) -> bool:
+    """Whether `obj`'s class cannot say if it acts on `event`: a plugin of no Avalanche
+    plugin class, a callback set on the instance, or attributes served by `__getattr__`."""
+    return (
+        not isinstance(obj, BaseSGDPlugin | PluginMetric)
+        or event in getattr(obj, "__dict__", {})
+        or hasattr(type(obj), "__getattr__")
+    )
+
+
 def _generic_metric_listens(metric: GenericPluginMetric, event: str) -> bool:
-    """Avalanche's GenericPluginMetric acts on training steps only in mode "train", on
-    evaluation steps only in mode "eval" (its own implementations return at once otherwise);
-    a subclass that overrides the callback is taken at its word."""
+    """A GenericPluginMetric acts on training steps only in mode "train", on evaluation
+    steps only in mode "eval"; a subclass that overrides the callback is taken at its word."""
     if getattr(type(metric), event) is not getattr(GenericPluginMetric, event, None):
         return _overrides(metric, event)
-    mode = "eval" if event in EVAL_ITERATION_EVENTS else "train"
-    return metric._mode == mode and _overrides(metric, event)
+    phase = "eval" if event in EVAL_ITERATION_EVENTS else "train"
+    return metric_mode(metric) == phase and _overrides(metric, event)
 
 
 def listens(plugin: object, event: str) -> bool:
     """Whether calling `plugin` on `event` can do anything.
 
-    An EvaluationPlugin listens when it is active and one of its metrics or loggers acts on
-    the event; other plugins when their class overrides it.
+    Avalanche's EvaluationPlugin (not a subclass, which may act on its own) listens when
+    it is active and one of its metrics or loggers acts on the event; other plugins when
+    their class overrides it, or when it cannot be told (`_opaque`: then whenever it has
+    the callback, as Avalanche calls every plugin).
     """
-    if isinstance(plugin, EvaluationPlugin):
+    if type(plugin) is EvaluationPlugin:
         return plugin.active and (
             any(listens(metric, event) for metric in plugin.metrics)
-            or any(_overrides(logger, event) for logger in plugin.loggers)
+            or any(hasattr(logger, event) and listens(logger, event) for logger in plugin.loggers)
         )
+    if _opaque(plugin, event):
+        return hasattr(plugin, event)
     if isinstance(plugin, GenericPluginMetric):
         return _generic_metric_listens(plugin, event)
     return _overrides(plugin, event)
@@ -88,7 +92,7 @@ class ListenedCallbacks:
     callbacks go only to the plugins that `listens` finds, found again at the start of each
     training epoch and of each evaluated experience (a plugin added in the middle of an
     epoch is heard from the next one). Every other callback goes to every plugin, as in
-    Avalanche."""
+    Avalanche, and so does a per-iteration one fired before its listeners were found."""
 
     def __init__(self, *args, **kwargs) -> None:
         self._listeners: dict[str, list] = {}
@@ -106,41 +110,22 @@ class ListenedCallbacks:
         super()._before_eval_exp(**kwargs)
 
     def _dispatch(self, event: str, **kwargs) -> None:
-        for plugin in self._listeners[event]:
+        found = self._listeners.get(event)
+        if found is None:
+            trigger_plugins(self, event, **kwargs)
+            return
+        for plugin in found:
             getattr(plugin, event)(self, **kwargs)
 
-    def _before_training_iteration(self, **kwargs) -> None:
-        self._dispatch("before_training_iteration", **kwargs)
 
-    def _before_forward(self, **kwargs) -> None:
-        self._dispatch("before_forward", **kwargs)
+def _dispatching(event: str):
+    def hook(self: ListenedCallbacks, **kwargs) -> None:
+        self._dispatch(event, **kwargs)
 
-    def _after_forward(self, **kwargs) -> None:
-        self._dispatch("after_forward", **kwargs)
+    hook.__name__ = hook.__qualname__ = template_hook(event)
+    hook.__doc__ = f"Fires {event} to its listeners only."
+    return hook
 
-    def _before_backward(self, **kwargs) -> None:
-        self._dispatch("before_backward", **kwargs)
 
-    def _after_backward(self, **kwargs) -> None:
-        self._dispatch("after_backward", **kwargs)
-
-    def _before_update(self, **kwargs) -> None:
-        self._dispatch("before_update", **kwargs)
-
-    def _after_update(self, **kwargs) -> None:
-        self._dispatch("after_update", **kwargs)
-
-    def _after_training_iteration(self, **kwargs) -> None:
-        self._dispatch("after_training_iteration", **kwargs)
-
-    def _before_eval_iteration(self, **kwargs) -> None:
-        self._dispatch("before_eval_iteration", **kwargs)
-
-    def _before_eval_forward(self, **kwargs) -> None:
-        self._dispatch("before_eval_forward", **kwargs)
-
-    def _after_eval_forward(self, **kwargs) -> None:
-        self._dispatch("after_eval_forward", **kwargs)
-
-    def _after_eval_iteration(self, **kwargs) -> None:
-        self._dispatch("after_eval_iteration", **kwargs)
+for _event in TRAINING_ITERATION_EVENTS + EVAL_ITERATION_EVENTS:
+    setattr(ListenedCallbacks, template_hook(_event), _dispatching(_event))

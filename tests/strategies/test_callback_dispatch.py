@@ -3,11 +3,12 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.logging import InteractiveLogger, TextLogger
+from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.utils import trigger_plugins
 from torch import nn
 
-from strategies.callback_dispatch import TRAINING_ITERATION_EVENTS, listens
+from strategies.callback_dispatch import TRAINING_ITERATION_EVENTS, ListenedCallbacks, listens
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.task_model import TaskNetwork
 
@@ -98,3 +99,53 @@ def test_an_evaluation_inside_training_keeps_the_training_listeners(stock_benchm
     built.train(stock_benchmark.train_stream[0], eval_streams=[stock_benchmark.test_stream[0]])
     assert any(name.startswith("Top1_Acc_Exp/eval") for name in built.evaluator.get_all_metrics())
     assert counter.calls == built.clock.train_iterations > 0
+
+
+class DuckTypedPlugin:
+    """A plugin of no Avalanche class: Avalanche calls whatever callbacks it has."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def after_update(self, strategy, **kwargs) -> None:
+        self.calls += 1
+
+
+class InstanceCallbackPlugin(SupervisedPlugin):
+    """A callback set on the instance, which the plugin's class does not show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.after_backward = self._count
+
+    def _count(self, strategy, **kwargs) -> None:
+        self.calls += 1
+
+
+def test_a_plugin_the_fast_dispatch_cannot_read_hears_every_callback(stock_benchmark):
+    duck, instance = DuckTypedPlugin(), InstanceCallbackPlugin()
+    assert listens(duck, "after_update") and not listens(duck, "before_update")
+    assert listens(instance, "after_backward")
+    metrics = [accuracy_metrics(experience=True)]
+    built = strategy(EfficientPackNet, metrics, plugins=[duck, instance])
+    built.train(stock_benchmark.train_stream[0], eval_streams=[])
+    assert duck.calls == instance.calls == built.clock.train_iterations > 0
+
+
+def test_a_callback_fired_before_its_listeners_are_found_reaches_every_plugin():
+    # A template subclass firing a per-iteration callback outside an epoch (or an Avalanche
+    # whose epoch hook the mixin no longer hears) falls back to Avalanche's own dispatch.
+    class FastNaive(ListenedCallbacks, Naive):
+        pass
+
+    counter = AfterUpdateCounter()
+    model = nn.Linear(4, 2)
+    built = FastNaive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        plugins=[counter],
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    built._after_update()
+    assert counter.calls == 1
