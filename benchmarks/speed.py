@@ -70,7 +70,7 @@ def _packed_network(stream) -> PackedNetwork:
     )
     for task in range(stream.n_tasks):
         for mask in network.masks.values():
-            mask.assign(task + 1, (mask.owner == 0) & (torch.rand(mask.owner.shape) < 0.1))
+            mask.assign(task, mask.free() & (torch.rand(mask.owner.shape) < 0.1))
     network.trained_tasks = stream.n_tasks
     return network
 

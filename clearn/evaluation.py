@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from clearn.network import Method, PackedNetwork, task_agnostic_logits
+from clearn.network import PackedNetwork
+from clearn.task_inference import Method, infer_task, task_agnostic_logits
 
 __all__ = ["AgnosticScore", "TaskScore", "task_accuracy", "task_agnostic_score", "task_score"]
 
@@ -95,7 +96,7 @@ def task_agnostic_score(
     right = right_task = total = 0
     with _eval_mode(network):
         for inputs, labels in _on_device(batches, device, task):
-            guess = network.infer_task(inputs, method=method)
+            guess = infer_task(network, inputs, method=method)
             found = guess.tasks.to(device) == task
             predicted = task_agnostic_logits(guess).argmax(1)
             right += int((found & (predicted == labels)).sum())

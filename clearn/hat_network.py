@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from clearn.network import UnknownTaskError
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, prunable_layers
 from clearn.task_norm import TaskBatchNorm, add_task_norms
 from clearn.unit_gates import UnitGate, gate_sites, trace_sources, unit_count
+from clearn.views import TaskViews
 
 __all__ = ["DEFAULT_S_MAX", "HatNetwork", "UnitScale"]
 
@@ -37,7 +37,7 @@ def _gate_key(layer: str) -> str:
     return layer.replace(".", ":")  # ModuleDict keys may not hold dots
 
 
-class HatNetwork(nn.Module):
+class HatNetwork(TaskViews):
     """backbone → head[task], each Linear/Conv layer's output units gated per task (HAT).
 
     Task j is answered with its gates at s_max, σ(s_max·e_j); the task being trained
@@ -100,10 +100,6 @@ class HatNetwork(nn.Module):
         """The UnitGate of layer `layer`."""
         return self.gates[_gate_key(layer)]
 
-    @property
-    def n_tasks(self) -> int:
-        return len(self.heads)
-
     @torch.no_grad()
     def add_head(self, classes: int, *, example: Tensor | None = None) -> int:
         """Add the next task's head (and its embeddings); return its task number. The first
@@ -118,8 +114,8 @@ class HatNetwork(nn.Module):
                 )
             was_training = self.training
             self.eval()
-            self.select(None)
-            self.feature_size = int(self.backbone(example).flatten(1).shape[1])
+            with self.viewing(None):
+                self.feature_size = int(self.backbone(example).flatten(1).shape[1])
             self.train(was_training)
         device = next(self.backbone.parameters()).device
         self.heads.append(nn.Linear(self.feature_size, classes).to(device))
@@ -138,34 +134,22 @@ class HatNetwork(nn.Module):
         self.s_max = float(state["s_max"])
         self.feature_size = state["feature_size"]
 
-    def check_task(self, task: int, *, allow_untrained: bool = False) -> None:
-        """Raise UnknownTaskError unless task `task` is trained or being trained (or, with
-        `allow_untrained`, has a head)."""
-        if task == self.training_task:
-            return
-        limit = self.n_tasks if allow_untrained else self.trained_tasks
-        if not 0 <= task < limit:
-            known = f"0..{self.trained_tasks - 1}" if self.trained_tasks else "none yet"
-            raise UnknownTaskError(
-                f"task {task} has not been trained on this network (trained tasks: {known})"
-            )
-
-    def select(self, task: int | None) -> None:
-        """Gate every layer with task `task`'s view (None: ungated, the latest task's norms)."""
+    def _point_masks(self, task: int | None) -> None:
+        """Gate every layer with task `task`'s view (None: ungated): the training task's
+        gates at the annealed `scale` in training mode, every other at s_max."""
         annealing = self.training and task is not None and task == self.training_task
         for gate in self.gates.values():
             gate.view_task = task
             gate.scale = self.scale if annealing else self.s_max
-        for norm in self.norms.values():
-            norm.view_task = task if task is not None else max(self.trained_tasks - 1, 0)
 
     def forward_task(self, inputs: Tensor, task: int, *, allow_untrained: bool = False) -> Tensor:
         """Logits of head `task` for a batch that belongs entirely to that task."""
         self.check_task(task, allow_untrained=allow_untrained)
         if self.sources is None:
             self.trace(inputs[:1])
-        self.select(task)
-        return self.heads[task](self.backbone(inputs).flatten(1))
+        with self.viewing(task):
+            features = self.backbone(inputs)
+        return self.heads[task](features.flatten(1))
 
     def forward(
         self, inputs: Tensor, task_labels: Tensor | int | None, *, allow_untrained: bool = False
@@ -177,35 +161,16 @@ class HatNetwork(nn.Module):
                 "HAT answers task-aware queries only: pass the task label of the batch or of "
                 "each example (its task-agnostic inference is not implemented)"
             )
-        if isinstance(task_labels, int):
-            return self.forward_task(inputs, task_labels, allow_untrained=allow_untrained)
-        if task_labels.dim() != 1 or len(task_labels) != len(inputs):
-            raise ValueError(
-                f"task_labels needs one label per example: {len(inputs)} examples, labels of "
-                f"shape {tuple(task_labels.shape)}"
-            )
-        tasks = task_labels.unique().tolist()
-        if len(tasks) == 1:
-            return self.forward_task(inputs, tasks[0], allow_untrained=allow_untrained)
-        parts = {}
-        for task in tasks:
-            rows = (task_labels == task).nonzero().squeeze(1)
-            parts[task] = (rows, self.forward_task(inputs[rows], task,
-                                                   allow_untrained=allow_untrained))  # fmt: skip
-        width = max(part.shape[1] for _, part in parts.values())
-        logits = inputs.new_zeros(len(inputs), width)
-        for rows, part in parts.values():
-            logits[rows, : part.shape[1]] = part.to(logits.dtype)
-        return logits
+        return super().forward(inputs, task_labels, allow_untrained=allow_untrained)
 
     @torch.no_grad()
     def trace(self, example: Tensor) -> None:
         """Find which layers feed each layer (`sources`) from one ungated pass of `example`."""
         was_training = self.training
         self.eval()  # no BatchNorm statistics move
-        self.select(None)
         try:
-            self.sources = trace_sources(self.backbone, self.layers, self.sites, example)
+            with self.viewing(None):
+                self.sources = trace_sources(self.backbone, self.layers, self.sites, example)
         finally:
             self.train(was_training)
 
@@ -214,7 +179,6 @@ class HatNetwork(nn.Module):
         """A plain dense copy of task `task`'s network: the backbone with each gate at s_max
         fixed as a `UnitScale` after its site, then its head; the same logits bit for bit."""
         self.check_task(task)
-        self.select(task)
         state = dict(self.backbone.state_dict())
         for name in self.norms:  # the task's own BatchNorm, under the plain layer's name
             prefix, own = f"{name}.norms.", f"{name}.norms.{task}."

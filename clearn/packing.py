@@ -18,9 +18,8 @@ from torch import Tensor, nn
 from clearn.bits import as_bits, keep_bits
 from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
 from clearn.network import PackedNetwork
-from clearn.powerprop import effective_weights, reinitialise_, stored_weight
+from clearn.powerprop import effective_weights, reinitialise_
 from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
-from clearn.task_mask import FREE
 
 __all__ = [
     "CapacityExhaustedError",
@@ -28,6 +27,7 @@ __all__ = [
     "Phase",
     "PhaseError",
     "TaskPacker",
+    "freeze_unowned",
     "zero_gradient_moves_nothing",
 ]
 
@@ -111,6 +111,19 @@ FrozenEntries = _Frozen
 """The frozen-entries record, public for other mask kinds' trainers (WSN, SupSup): build with
 `FrozenEntries.entries(tensor, where)`, then `restore()` after each step or `zero_gradient()`
 before it."""
+
+
+def freeze_unowned(network: PackedNetwork, task: int) -> dict[str, _Frozen]:
+    """What must not change while task `task` trains, besides the masked weights (which a
+    mask kind freezes its own way): the other tasks' own parameters (heads, BatchNorm
+    copies); from the second task on also the shared parameters (biases, shared
+    normalisation) and the backbone's buffers other than the task's own BatchNorm's."""
+    others = [other for other in range(network.n_tasks) if other != task]
+    tensors = {name: p for other in others for name, p in network.task_parameters(other).items()}
+    if task > 0:
+        tensors |= network.shared_parameters() | network.shared_buffers()
+        tensors |= {name: b for other in others for name, b in network.task_buffers(other).items()}
+    return {name: _Frozen(tensor, tensor.detach().clone()) for name, tensor in tensors.items()}
 
 
 def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
@@ -198,9 +211,7 @@ class TaskPacker:
         if task == 0 or self.redraw_free:
             layers = self._layers
             for name, mask in network.masks.items():
-                reinitialise_(
-                    layers[name], mask.owner == FREE, self._generator, scale=self.init_scale
-                )
+                reinitialise_(layers[name], mask.free(), self._generator, scale=self.init_scale)
         for norm in network.norms.values():
             norm.start(task)
         self._frozen = self._snapshot(task)
@@ -210,28 +221,14 @@ class TaskPacker:
 
     def _snapshot(self, task: int) -> dict[str, _Frozen]:
         network = self.network
-        layers = self._layers
         frozen = {}
-        masked = {id(stored_weight(layer)): name for name, layer in layers.items()}
-        # The task's own head and BatchNorm copies train; everything else not masked is frozen.
-        head_ids = {id(p) for p in network.heads[task].parameters()}
-        head_ids |= {id(p) for n in network.norms.values() for p in n.norms[task].parameters()}
-        for name, parameter in network.named_parameters():
-            if id(parameter) in masked:
-                where = network.masks[masked[id(parameter)]].owner != FREE
-                if self.frozen_features:
-                    where = torch.ones_like(where)
-                if bool(where.any()):  # nothing frozen yet (first task): nothing to restore
-                    frozen[name] = _Frozen.entries(parameter, where)
-            elif id(parameter) not in head_ids and (task > 0 or name.startswith("heads.")):
-                frozen[name] = _Frozen(parameter, parameter.detach().clone())
-        own_norms = tuple(f"{name}.norms.{task}." for name in network.norms)
-        if task > 0:
-            for name, buffer in network.backbone.named_buffers():
-                if "parametrizations" in name or name.startswith(own_norms):
-                    continue  # owners, or this task's own BatchNorm statistics
-                frozen[f"backbone.{name}"] = _Frozen(buffer, buffer.detach().clone())
-        return frozen
+        for name, weight in network.masked_weights().items():
+            where = network.masks[name].used()
+            if self.frozen_features:
+                where = torch.ones_like(where)
+            if bool(where.any()):  # nothing frozen yet (first task): nothing to restore
+                frozen[f"backbone.{name}.weight"] = _Frozen.entries(weight, where)
+        return frozen | freeze_unowned(network, task)
 
     @torch.no_grad()
     def restore_frozen(self, *, parameters: bool = True) -> None:
@@ -260,14 +257,14 @@ class TaskPacker:
     def trained_free_weights(self) -> dict[str, Tensor]:
         """Masks of the weights this task trained (free at its start). Phase TRAINING."""
         self._require(Phase.TRAINING)
-        return {name: mask.owner == FREE for name, mask in self.network.masks.items()}
+        return {name: mask.free() for name, mask in self.network.masks.items()}
 
     def candidate_masks(self, kept: float) -> dict[str, Tensor]:
         """Kept-weight masks for keeping fraction `kept` of the trained free weights, by
         magnitude of the effective weight. Phase TRAINING."""
         eligible = self.trained_free_weights()
-        self.network.select(None)
-        weights = effective_weights(self.network.backbone)
+        with self.network.viewing(None):
+            weights = effective_weights(self.network.backbone)
         weights = {name: weights[name] for name in eligible}
         return magnitude_masks(weights, kept, scope=self.scope, eligible=eligible)
 
@@ -277,7 +274,7 @@ class TaskPacker:
         """`evaluate()` with the current task seeing earlier tasks' weights plus `kept_masks`."""
         self._require(Phase.TRAINING)
         for name, mask in self.network.masks.items():
-            mask.candidate = kept_masks[name] | ((mask.owner != FREE) & (mask.owner <= self.task))
+            mask.candidate = kept_masks[name] | mask.owned_up_to(self.task - 1)
         try:
             return evaluate()
         finally:
@@ -328,7 +325,7 @@ class TaskPacker:
             else self.candidate_masks(kept)
         )
         for name, mask in self.network.masks.items():
-            mask.assign(self.task + 1, masks[name])
+            mask.assign(self.task, masks[name])
         self.network.show_free_weights(False)
         self.phase = Phase.PRUNED
         return masks

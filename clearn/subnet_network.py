@@ -1,8 +1,8 @@
 """A shared backbone with a binary mask per task per weight (WSN, SupSup) and a head per task.
 
 The same network as `PackedNetwork` — per-task heads, mixed-task batches, per-task BatchNorm,
-`export_task`, task inference (SupSup's one-shot included) — with `SubnetMask`s on the shared
-layers in place of ownership codes. Task j is answered by w ⊙ m_j and head j.
+`clearn.export_task`, `clearn.infer_task` (SupSup's one-shot included) — with `SubnetMask`s on
+the shared layers in place of ownership codes. Task j is answered by w ⊙ m_j and head j.
 
 - "wsn" (Winning SubNetworks, Kang et al., ICML 2022): weights and scores train; weights that
   an earlier task selected stay frozen (`SubnetTrainer`); the scores are kept across tasks.
@@ -102,8 +102,8 @@ class SubnetNetwork(PackedNetwork):
             mask.density = density
             mask.reset_scores(generator)
         if method == "supsup":
-            for layer in self.layers.values():
-                layer.parametrizations.weight.original.requires_grad_(False)
+            for weight in self.masked_weights().values():
+                weight.requires_grad_(False)
 
     def _add_masks(self, backbone: nn.Module, layers: dict[str, nn.Module]) -> dict:
         masks = {}
@@ -119,15 +119,13 @@ class SubnetNetwork(PackedNetwork):
         modules = dict(self.backbone.named_modules())
         return {name: modules[name] for name in self.masks}
 
-    def select(self, task: int | None) -> None:
+    def _point_masks(self, task: int | None) -> None:
         """Point every mask at task `task`: its stored mask, or the live mask of the scores
         while it trains; None shows all weights."""
         live = task is not None and task == self.training_task
         for mask in self.masks.values():
             mask.view_task = None if live else task
             mask.live = live
-        for norm in self.norms.values():
-            norm.view_task = task if task is not None else max(self.trained_tasks - 1, 0)
 
     def _superpose(self, alpha: Tensor | None) -> None:
         """Weights times Σ_t α_t m_t (SupSup's superposed masks); None ends the mix."""

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from clearn.packing import FrozenEntries, Phase, PhaseError
+from clearn.packing import FrozenEntries, Phase, PhaseError, freeze_unowned
 from clearn.subnet_network import SubnetMethod, SubnetNetwork
 
 __all__ = [
@@ -107,35 +107,13 @@ class SubnetTrainer:
 
     def _snapshot(self, task: int) -> dict[str, FrozenEntries]:
         network = self.network
-        weights = {
-            id(layer.parametrizations.weight.original): name
-            for name, layer in network.layers.items()
-        }
-        scores = {id(mask.scores) for mask in network.masks.values()}
-        own = {id(p) for p in network.heads[task].parameters()}
-        own |= {id(p) for n in network.norms.values() for p in n.norms[task].parameters()}
         used = network.used_masks(task) if network.method == "wsn" else None
         frozen = {}
-        for name, parameter in network.named_parameters():
-            if id(parameter) in weights:
-                where = (
-                    torch.ones_like(parameter, dtype=torch.bool)
-                    if used is None
-                    else used[weights[id(parameter)]]
-                )
-                if bool(where.any()):
-                    frozen[name] = FrozenEntries.entries(parameter, where)
-            elif id(parameter) in scores or id(parameter) in own:
-                continue
-            elif task > 0 or name.startswith("heads."):
-                frozen[name] = FrozenEntries(parameter, parameter.detach().clone())
-        own_norms = tuple(f"{name}.norms.{task}." for name in network.norms)
-        if task > 0:
-            for name, buffer in network.backbone.named_buffers():
-                if "parametrizations" in name or name.startswith(own_norms):
-                    continue
-                frozen[f"backbone.{name}"] = FrozenEntries(buffer, buffer.detach().clone())
-        return frozen
+        for name, weight in network.masked_weights().items():
+            where = torch.ones_like(weight, dtype=torch.bool) if used is None else used[name]
+            if bool(where.any()):
+                frozen[f"backbone.{name}.weight"] = FrozenEntries.entries(weight, where)
+        return frozen | freeze_unowned(network, task)
 
     @torch.no_grad()
     def restore_frozen(self, *, parameters: bool = True) -> None:

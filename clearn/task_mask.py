@@ -7,27 +7,40 @@ any) on a layer's weight: it zeroes the weights the selected task may not use.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from clearn.bits import keep_bits, keep_visible
+from clearn.capacity import Capacity, ownership_capacity
 
 __all__ = [
     "FREE",
     "MAX_TASKS",
     "TaskMask",
     "add_task_masks",
+    "owner_capacity",
     "owner_dtype_for",
+    "superpose_masks",
     "task_masks",
 ]
 
 FREE = 0
-"""Owner value of a weight that no task owns yet."""
+"""Owner code of a weight that no task owns yet."""
 
 MAX_TASKS = torch.iinfo(torch.int16).max
-"""Most tasks one network can hold (int16 owners)."""
+"""Most tasks one network can hold (int16 owner codes)."""
+
+_FIRST_CODE = FREE + 1
+"""Owner code of task 0: task t is stored as t + 1, so that 0 can mean free. This module alone
+knows the offset; every API here and outside takes 0-based task numbers."""
+
+
+def _code(task: int) -> int:
+    """Owner code of (0-based) task `task`."""
+    return task + _FIRST_CODE
 
 VIEW_CACHE_SIZE = 4
 """Per-task view masks kept per layer (as wide as a weight); older ones are rebuilt."""
@@ -39,10 +52,12 @@ cycles through its tasks, where least-recently-used eviction would never hit."""
 
 
 def owner_dtype_for(task: int) -> torch.dtype:
-    """Smallest integer type holding task number `task`: uint8 up to 254 tasks, then int16."""
-    if task <= 254:
+    """Smallest integer type holding the owner code of (0-based) task `task`: uint8 for the
+    first 254 tasks (0..253), then int16."""
+    code = _code(task)
+    if code <= torch.iinfo(torch.uint8).max - 1:
         return torch.uint8
-    if task <= MAX_TASKS:
+    if code <= MAX_TASKS:
         return torch.int16
     raise ValueError(f"a network holds at most {MAX_TASKS} tasks, got task {task}")
 
@@ -50,24 +65,26 @@ def owner_dtype_for(task: int) -> torch.dtype:
 class TaskMask(nn.Module):
     """Parametrization w ↦ w·[owner(w) visible to the selected view].
 
-    The view is either task j at inference (weights owned by tasks 1..j), or a task being
+    The view is either task j at inference (weights owned by tasks 0..j), or a task being
     trained (also the free weights), or an explicit candidate mask during a pruning search.
+    Tasks are numbered from 0 here as everywhere; the stored owner codes are task + 1.
     """
 
     def __init__(self, shape: torch.Size) -> None:
         super().__init__()
         self.owner: Tensor
-        """Task that owns each weight (1-based), FREE for none. Same shape as the weight."""
+        """Owner code of each weight: task + 1 for the task that owns it, FREE for none. Same
+        shape as the weight; read it through `used`, `free` and `owned_up_to`."""
         self.register_buffer("owner", torch.zeros(shape, dtype=torch.uint8))
         self.view_task: int | None = None
-        """Task whose view is used; None shows every weight (the mask is a no-op)."""
+        """Task (0-based) whose view is used; None shows every weight (the mask is a no-op)."""
         self.include_free: bool = False
         """Whether the view also shows free weights (while a task trains on them)."""
         self.candidate: Tensor | None = None
         """A boolean mask that replaces the view while a pruning candidate is evaluated."""
         self.superposition: Tensor | None = None
         """A coefficient per owner code that scales each weight (one-shot task inference:
-        a differentiable mix of every task's view); replaces the view while set."""
+        a differentiable mix of every task's view, `superpose_masks`); replaces the view."""
         self._views: OrderedDict[tuple[int, bool], Tensor | None] = OrderedDict()
         """`keep_bits` of each recent view (None: all visible), by (view_task, include_free)."""
         self._masked: dict[tuple[int, bool], tuple[Tensor, int, Tensor]] = {}
@@ -101,11 +118,22 @@ class TaskMask(nn.Module):
         """Boolean mask of the current view, or None when everything is visible."""
         if self.view_task is None:
             return None
-        owner = self.owner
-        mask = (owner != FREE) & (owner <= self.view_task)
+        mask = self.owned_up_to(self.view_task)
         if self.include_free:
-            mask |= owner == FREE
+            mask |= self.free()
         return None if bool(mask.all()) else mask
+
+    def used(self) -> Tensor:
+        """Boolean mask of the weights some task owns."""
+        return self.owner != FREE
+
+    def free(self) -> Tensor:
+        """Boolean mask of the weights no task owns."""
+        return self.owner == FREE
+
+    def owned_up_to(self, task: int) -> Tensor:
+        """Boolean mask of the weights owned by tasks 0..task (none for task −1)."""
+        return (self.owner != FREE) & (self.owner <= _code(task))
 
     def _view_bits(self, weight: Tensor) -> Tensor | None:
         """`keep_bits` of the current view for `weight` (cached per view), None if all shows."""
@@ -139,13 +167,13 @@ class TaskMask(nn.Module):
         dtype = owner_dtype_for(task)
         if torch.iinfo(dtype).max > torch.iinfo(self.owner.dtype).max:
             self.owner = self.owner.to(dtype)
-        self.owner[kept] = task
+        self.owner[kept] = _code(task)
         self._forget_views()
 
     @torch.no_grad()
     def release(self, task: int) -> None:
         """Make the weights owned by `task` free again."""
-        self.owner[self.owner == task] = FREE
+        self.owner[self.owner == _code(task)] = FREE
         self._forget_views()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
@@ -177,3 +205,27 @@ def add_task_masks(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, 
         parametrize.register_parametrization(layer, "weight", mask)
         masks[name] = mask
     return masks
+
+
+def owner_capacity(masks: Iterable[TaskMask], *, tasks: int) -> Capacity:
+    """Share of the masks' weights owned by each of tasks 0..tasks-1, and the free share."""
+    owners = [mask.owner for mask in masks]
+    return ownership_capacity(owners, tasks=tasks, first_task_code=_FIRST_CODE)
+
+
+def superpose_masks(masks: Iterable[TaskMask], alpha: Tensor | None) -> None:
+    """Mix every trained task's view by `alpha` (one coefficient per trained task, on the
+    CPU), differentiably; None ends the mix. A weight owned by task k counts Σ_{t≥k} α_t,
+    the views being nested."""
+    masks = list(masks)
+    if alpha is None:
+        for mask in masks:
+            mask.superposition = None
+        return
+    top = max(int(m.owner.max()) for m in masks)
+    later = torch.flip(torch.cumsum(torch.flip(alpha, [0]), 0), [0])  # Σ_{t≥k} α_t
+    unused = alpha.new_zeros(max(top - len(alpha), 0))  # codes of tasks not trained
+    coefficients = torch.cat([alpha.new_zeros(_FIRST_CODE), later, unused])
+    coefficients = coefficients.to(masks[0].owner.device)
+    for mask in masks:
+        mask.superposition = coefficients

@@ -9,7 +9,8 @@ import torch
 from avalanche.models import MultiTaskModule
 from torch import Tensor, nn
 
-from clearn.network import PackedNetwork, task_agnostic_logits
+from clearn.network import PackedNetwork
+from clearn.task_inference import predict_task_agnostic
 from strategies.experience import TASK_LABELS_HOWTO, class_count, classes, task_label
 
 __all__ = ["ABSENT_CLASS_LOGIT", "TaskNetwork", "adapt_heads"]
@@ -134,8 +135,8 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
 
     def predict_task_agnostic(self, x: Tensor) -> Tensor:
         """Logits without task labels: each example answered by the head of the task
-        inferred for it (`infer_task`), zero-padded to the widest head."""
-        return task_agnostic_logits(self.infer_task(x))
+        inferred for it (`clearn.infer_task`), zero-padded to the widest head."""
+        return predict_task_agnostic(self, x)
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         return self.forward_task(x, task_label, allow_untrained=True)

@@ -18,8 +18,9 @@ from clearn.app.io import write_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
-CHECKPOINT_FORMAT = "clearn-checkpoint-2"
-"""Version 2: plain data only (version 1 pickled plugins and RNG states)."""
+CHECKPOINT_FORMAT = "clearn-checkpoint-3"
+"""Version 3: the network's input statistics are buffers (`input_statistics.*`), not extra
+state; version 2: plain data only (version 1 pickled plugins and RNG states)."""
 
 
 class CheckpointError(ValueError):

@@ -43,8 +43,8 @@ __all__ = ["CHECKPOINT", "ResultsExistError", "draw_plots", "run_experiment", "r
 def _weight_histogram(assembled) -> dict[str, Any]:
     if assembled.network is not None:
         network = assembled.network
-        network.select(None)
-        weights = effective_weights(network.backbone)
+        with network.viewing(None):
+            weights = effective_weights(network.backbone)
         values = torch.cat(
             [weights[n][used].abs().flatten() for n, used in network.used_masks().items()]
         )

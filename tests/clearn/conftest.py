@@ -3,6 +3,7 @@ import torch
 from avalanche.training.plugins import EvaluationPlugin
 
 from clearn.models import backbone
+from clearn.network import PackedNetwork
 from scenarios.streams import build_stream
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.task_model import TaskNetwork
@@ -32,5 +33,21 @@ def cifar_packnet(cifar10_root):
             evaluator=EvaluationPlugin(loggers=[]),
         )
         return strategy, stream
+
+    return build
+
+
+@pytest.fixture
+def tiny_network():
+    """A factory of two-task PackedNetworks over 4 inputs (Flatten, Linear 4→3, ReLU), both
+    tasks marked trained: the network of the routing and task-inference tests."""
+
+    def build(**options) -> PackedNetwork:
+        torch.manual_seed(0)
+        layers = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.ReLU())
+        options = {"feature_size": 3, "classes_per_task": [2, 2], **options}
+        network = PackedNetwork(backbone=layers, **options)
+        network.trained_tasks = 2
+        return network
 
     return build

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from clearn.export import export_task
 from clearn.network import PackedNetwork, UnknownTaskError
 from clearn.packing import (
     CapacityExhaustedError,
@@ -197,7 +198,7 @@ def test_exported_subnetwork_computes_the_same_logits(device: str = "cpu"):
     for task in range(2):
         train_task(packer, optimizer, task)
     for task in range(2):
-        dense = net.export_task(task).eval()
+        dense = export_task(net, task).eval()
         assert not task_masks(dense)
         with torch.no_grad():
             torch.testing.assert_close(
@@ -285,8 +286,8 @@ def test_init_scale_multiplies_the_effective_initial_weights(alpha):
     for scale in (1.0, 0.25):
         net = network(alpha=alpha)
         TaskPacker(net, seed=3, init_scale=scale).begin_task(0)
-        net.select(None)
-        spreads[scale] = float(effective_weights(net.backbone)["1"].abs().max())
+        with net.viewing(None):
+            spreads[scale] = float(effective_weights(net.backbone)["1"].abs().max())
     assert spreads[0.25] == pytest.approx(0.25 * spreads[1.0], rel=1e-5)
 
 
