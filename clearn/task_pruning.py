@@ -10,6 +10,9 @@ from typing import Literal
 
 from torch import nn
 
+from clearn.defaults import DEFAULT_GAMMA, DEFAULT_PRUNE_FRACTION
+from clearn.epn import check_gamma
+from clearn.network import PackedNetwork
 from clearn.packing import TaskPacker
 
 __all__ = [
@@ -18,8 +21,8 @@ __all__ = [
     "PrunedTask",
     "RetrainingCheck",
     "TaskReport",
-    "check_mode",
-    "prune_task",
+    "PruningRule",
+    "report_task",
 ]
 
 PackMode = Literal["epn", "packnet"]
@@ -69,39 +72,39 @@ class PrunedTask:
     evaluations: int = 0
 
 
-def check_mode(mode: str, prune_fraction: float) -> None:
-    """Raise ValueError unless `mode` is one of MODES and `prune_fraction` lies in [0, 1)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'epn' or 'packnet', got {mode!r}")
-    if not 0.0 <= prune_fraction < 1.0:
-        raise ValueError(f"prune_fraction must be in [0, 1), got {prune_fraction}")
+@dataclass(frozen=True)
+class PruningRule:
+    """How each task's kept fraction is chosen: `mode="epn"` keeps the fewest weights whose
+    validation accuracy stays ≥ `gamma` of the unpruned one (the accuracy on training
+    examples, the guard, must hold too); `mode="packnet"` keeps `1 - prune_fraction`."""
 
+    mode: PackMode = "epn"
+    gamma: float = DEFAULT_GAMMA
+    prune_fraction: float = DEFAULT_PRUNE_FRACTION
 
-def prune_task(
-    packer: TaskPacker,
-    *,
-    mode: PackMode,
-    gamma: float,
-    prune_fraction: float,
-    validate: Callable[[], float],
-    guard: Callable[[], float],
-) -> PrunedTask:
-    """Prune the packer's current task (phase TRAINING → PRUNED).
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be 'epn' or 'packnet', got {self.mode!r}")
+        if not 0.0 <= self.prune_fraction < 1.0:
+            raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
+        object.__setattr__(self, "gamma", check_gamma(self.gamma))  # a float in (0, 1]
 
-    `mode="epn"` keeps the fewest weights whose `validate()` accuracy stays ≥ `gamma` of the
-    unpruned one (`guard()`, the accuracy on training examples, must hold too);
-    `mode="packnet"` keeps `1 - prune_fraction`; a task on frozen features keeps nothing.
-    """
-    outcome = PrunedTask(kept=1.0 - prune_fraction)
-    if packer.frozen_features:
-        outcome = PrunedTask(kept=0.0)
-    elif mode == "epn":
-        search = packer.search(validate, gamma=gamma, guard=guard)
-        outcome = PrunedTask(
-            search.kept, search.reference, search.score, len(search.evaluations) + 1
-        )
-    packer.prune(outcome.kept)
-    return outcome
+    def prune(
+        self, packer: TaskPacker, *, validate: Callable[[], float], guard: Callable[[], float]
+    ) -> PrunedTask:
+        """Prune the packer's current task (phase TRAINING → PRUNED); `validate()` and
+        `guard()` score the network on validation and on training examples. A task on
+        frozen features keeps nothing."""
+        outcome = PrunedTask(kept=1.0 - self.prune_fraction)
+        if packer.frozen_features:
+            outcome = PrunedTask(kept=0.0)
+        elif self.mode == "epn":
+            search = packer.search(validate, gamma=self.gamma, guard=guard)
+            outcome = PrunedTask(
+                search.kept, search.reference, search.score, len(search.evaluations) + 1
+            )
+        packer.prune(outcome.kept)
+        return outcome
 
 
 class RetrainingCheck:
@@ -125,3 +128,21 @@ class RetrainingCheck:
             return True
         self.network.load_state_dict(self._state)
         return False
+
+
+def report_task(
+    network: PackedNetwork, task: int, pruned: PrunedTask, **training: object
+) -> TaskReport:
+    """The report of task `task`, just packed into `network`: how it was pruned, the share of
+    the network it owns and the share left free, and `training`'s other TaskReport fields."""
+    capacity = network.capacity()
+    return TaskReport(
+        task=task,
+        unpruned_val_acc=pruned.unpruned,
+        pruned_val_acc=pruned.pruned,
+        kept_of_trained=pruned.kept,
+        owned_fraction=capacity.owned[task],
+        free_fraction=capacity.free,
+        search_evaluations=pruned.evaluations,
+        **training,
+    )

@@ -21,7 +21,6 @@ from clearn.defaults import (
     DEFAULT_RETRAIN_EPOCHS,
     DEFAULT_VALIDATION_SHARE,
 )
-from clearn.epn import check_gamma
 from clearn.evaluation import task_accuracy
 from clearn.network import PackedNetwork
 from clearn.packing import Phase, TaskPacker, zero_gradient_moves_nothing
@@ -29,10 +28,10 @@ from clearn.pruning import DEFAULT_SCOPE, Scope
 from clearn.task_pruning import (
     PackMode,
     PrunedTask,
+    PruningRule,
     RetrainingCheck,
     TaskReport,
-    check_mode,
-    prune_task,
+    report_task,
 )
 from strategies.experience import check_new_task, task_label
 from strategies.input_statistics import InputStatisticsPlugin, packed_network
@@ -48,12 +47,32 @@ DATA_CHANGING = (ReplayPlugin, GenerativeReplayPlugin, GDumbPlugin)
 """Avalanche plugins that replace or extend a task's training data, refused by packing."""
 
 
+def refuse_data_changing(plugins: list) -> None:
+    """Raise ValueError naming the first of `plugins` that changes a task's training data."""
+    refused = [type(p).__name__ for p in plugins if isinstance(p, DATA_CHANGING)]
+    if refused:
+        raise ValueError(
+            f"{refused[0]} changes what a task trains on (earlier tasks' examples or a "
+            f"buffer instead of the task's data); under task packing earlier tasks' "
+            f"weights are frozen and cannot forget, so it only spends time and capacity: "
+            f"remove it"
+        )
+
+
+def _warn_not_retrained(task: int, epochs: int, retrain_epochs: int) -> None:
+    warnings.warn(
+        f"task {task}: training was ended after {epochs} epoch(s) by another plugin, before "
+        f"the task was packed; it is pruned without its {retrain_epochs} retraining epoch(s)",
+        stacklevel=3,
+    )
+
+
 class PackingPlugin(SupervisedPlugin):
     """Trains each experience on free weights until it stops improving, then prunes and
     freezes its share.
 
-    The network is the strategy's model, a `strategies.TaskNetwork` (or clearn's core
-    `PackedNetwork` inside a multi-task model of the user's). Each task trains until its validation
+    The network is the strategy's model, a `strategies.TaskNetwork` (or a model of the user's
+    holding one `clearn.PackedNetwork`). Each task trains until its validation
     loss has not improved for `patience` epochs (the strategy's `train_epochs` is then a cap;
     `patience=None` trains every epoch), then is pruned: `mode="epn"` searches the kept
     fraction on the task's validation data so that validation accuracy stays ≥ gamma ×
@@ -65,10 +84,9 @@ class PackingPlugin(SupervisedPlugin):
     own PyTorch init). Every default is `clearn run`'s. Notices go to the `logging` module
     (`strategies.*` loggers); `verbose` logs each task's report at INFO level.
 
-    The hold-out, the budget and the input statistics are plugins of their own
-    (`validation_split`, `budget`, `input_statistics`); a template that lists them among its
-    plugins, before and after this one (`EfficientPackNet`), has Avalanche call them; in
-    any other template (`Naive(plugins=[PackingPlugin()])`) this plugin calls them itself.
+    Hold-out, budget and input statistics are plugins of their own (`validation_split`,
+    `budget`, `input_statistics`): called by Avalanche where the template lists them (before
+    and after this one, as `EfficientPackNet`), by this plugin where it does not.
     """
 
     def __init__(
@@ -89,8 +107,7 @@ class PackingPlugin(SupervisedPlugin):
         verbose: bool = False,
     ) -> None:
         super().__init__()
-        check_mode(mode, prune_fraction)
-        self.gamma = check_gamma(gamma)
+        self.rule = PruningRule(mode, gamma, prune_fraction)
         self._packer_options = dict(
             scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
         )
@@ -105,10 +122,6 @@ class PackingPlugin(SupervisedPlugin):
             self.validation, patience=patience, retrain_epochs=retrain_epochs
         )
         self.input_statistics = InputStatisticsPlugin()
-        self.mode = mode
-        self.prune_fraction = prune_fraction
-        self.retrain_epochs = retrain_epochs
-        self.patience = patience
         self.allow_frozen_features = allow_frozen_features
         self.verbose = verbose
         self.reports: list[TaskReport] = []
@@ -162,14 +175,7 @@ class PackingPlugin(SupervisedPlugin):
         ).accuracy
 
     def before_training(self, strategy, **kwargs) -> None:
-        refused = [type(p).__name__ for p in strategy.plugins if isinstance(p, DATA_CHANGING)]
-        if refused:
-            raise ValueError(
-                f"{refused[0]} changes what a task trains on (earlier tasks' examples or a "
-                f"buffer instead of the task's data); under task packing earlier tasks' "
-                f"weights are frozen and cannot forget, so it only spends time and capacity: "
-                f"remove it"
-            )
+        refuse_data_changing(strategy.plugins)
         companions = (self.validation_split, self.budget, self.input_statistics)
         listed = {id(p) for p in strategy.plugins}
         self._driven = [p for p in companions if id(p) not in listed]
@@ -211,16 +217,13 @@ class PackingPlugin(SupervisedPlugin):
     def _pack(self, strategy) -> None:
         """Prune the current task and, when retraining follows, keep its pruned state."""
         training_data = None
-        if self.mode == "epn":  # what the search's guard scores
+        if self.rule.mode == "epn":  # what the search's guard scores
             training_data = sample_batches(
                 strategy.experience.dataset, strategy.eval_mb_size,
                 examples=DEFAULT_GUARD_EXAMPLES, seed=self.validation.seed + self.packer.task,
             )
-        pruned = prune_task(
+        pruned = self.rule.prune(
             self.packer,
-            mode=self.mode,
-            gamma=self.gamma,
-            prune_fraction=self.prune_fraction,
             validate=lambda: self._validation_accuracy(strategy),
             guard=lambda: task_accuracy(
                 self.network, training_data, self.packer.task, strategy.device
@@ -232,13 +235,6 @@ class PackingPlugin(SupervisedPlugin):
             self._retraining = RetrainingCheck(self.network, pruned.pruned)
         self._pruned = pruned
 
-    def _keep_retraining_if_it_helped(self, strategy) -> bool:
-        if self._retraining is None:
-            return False
-        kept = self._retraining.keep_if_it_helped(self._validation_accuracy(strategy))
-        self._retraining = None
-        return kept
-
     def after_training_exp(self, strategy, **kwargs) -> None:
         began = time.perf_counter()
         budget = self.budget.budget
@@ -249,13 +245,11 @@ class PackingPlugin(SupervisedPlugin):
             epochs_trained = strategy.clock.train_exp_epochs
             self._pack(strategy)
             if epochs_trained and budget.retrain_epochs:
-                warnings.warn(
-                    f"task {self.packer.task}: training was ended after {epochs_trained} "
-                    f"epoch(s) by another plugin, before the task was packed; it is pruned "
-                    f"without its {budget.retrain_epochs} retraining epoch(s)",
-                    stacklevel=2,
-                )
-        retraining_kept = self._keep_retraining_if_it_helped(strategy)
+                _warn_not_retrained(self.packer.task, epochs_trained, budget.retrain_epochs)
+        retraining_kept = self._retraining is not None and self._retraining.keep_if_it_helped(
+            self._validation_accuracy(strategy)
+        )
+        self._retraining = None
         self._search_seconds += time.perf_counter() - began
         task = self.packer.task
         self.packer.end_task()
@@ -263,17 +257,9 @@ class PackingPlugin(SupervisedPlugin):
         self._drive("after_training_exp", strategy, self.budget, self.input_statistics)
 
     def _report(self, task: int, epochs_trained: int, retraining_kept: bool, cap: int) -> None:
-        capacity = self.network.capacity()
-        pruned = self._pruned
-        report = TaskReport(
-            task=task,
-            unpruned_val_acc=pruned.unpruned,
-            pruned_val_acc=pruned.pruned,
-            kept_of_trained=pruned.kept,
-            owned_fraction=capacity.owned[task],
-            free_fraction=capacity.free,
+        report = report_task(
+            self.network, task, self._pruned,
             validation_examples=self.validation.size(task),
-            search_evaluations=pruned.evaluations,
             epochs_trained=epochs_trained,
             under_trained=self.budget.budget.under_trained,
             val_acc_per_epoch=tuple(self.budget.val_accuracies),

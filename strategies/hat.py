@@ -32,6 +32,7 @@ from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.experience import task_label
 from strategies.hat_model import HatNetwork
+from strategies.model_lookup import the_one
 from strategies.plateau_stop import stop_after_this_epoch
 from strategies.validation import ValidationData
 
@@ -39,14 +40,10 @@ __all__ = ["HAT", "HatLrPlugin", "HatPlugin"]
 
 
 def _find_network(model: nn.Module) -> _CoreHatNetwork:
-    networks = [m for m in model.modules() if isinstance(m, _CoreHatNetwork)]
-    if len(networks) != 1:
-        raise ValueError(
-            f"HAT trains a model that is (or holds exactly one) HatNetwork: use "
-            f"model=strategies.HatNetwork(backbone=...); got {type(model).__name__} holding "
-            f"{len(networks)}"
-        )
-    return networks[0]
+    return the_one(
+        model, _CoreHatNetwork, needed_by="HAT trains",
+        build="strategies.HatNetwork(backbone=...)",
+    )
 
 
 class HatPlugin(SupervisedPlugin):

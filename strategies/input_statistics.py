@@ -7,20 +7,17 @@ from torch import nn
 
 from clearn.network import PackedNetwork
 from strategies.experience import task_label
+from strategies.model_lookup import the_one
 
 __all__ = ["InputStatisticsPlugin", "packed_network"]
 
 
 def packed_network(model: nn.Module) -> PackedNetwork:
     """The one PackedNetwork `model` is or holds; ValueError saying how to build one."""
-    networks = [m for m in model.modules() if isinstance(m, PackedNetwork)]
-    if len(networks) != 1:
-        raise ValueError(
-            f"task packing packs the strategy's model, which must be (or hold exactly one) "
-            f"PackedNetwork: use model=strategies.TaskNetwork(backbone=...); got "
-            f"{type(model).__name__} holding {len(networks)}"
-        )
-    return networks[0]
+    return the_one(
+        model, PackedNetwork, needed_by="task packing packs",
+        build="strategies.TaskNetwork(backbone=...)",
+    )
 
 
 class InputStatisticsPlugin(SupervisedPlugin):

@@ -13,6 +13,7 @@ from clearn.packing import zero_gradient_moves_nothing
 from clearn.subnet_network import SubnetNetwork
 from clearn.subnet_training import SubnetTrainer
 from strategies.experience import task_label
+from strategies.model_lookup import the_one
 
 __all__ = ["SubnetPlugin", "SubnetReport"]
 
@@ -54,15 +55,12 @@ class SubnetPlugin(SupervisedPlugin):
 
     def attach(self, model: nn.Module) -> SubnetTrainer:
         """Find the SubnetNetwork in `model` (the strategy's) and drive it from now on."""
-        networks = [m for m in model.modules() if isinstance(m, SubnetNetwork)]
-        if len(networks) != 1:
-            raise ValueError(
-                f"SubnetPlugin trains the strategy's model, which must be (or hold exactly one) "
-                f"SubnetNetwork: use model=strategies.SubnetTaskNetwork(backbone=..., "
-                f"method=...); got {type(model).__name__} holding {len(networks)}"
-            )
-        if self.network is not networks[0]:
-            self.network = networks[0]
+        network = the_one(
+            model, SubnetNetwork, needed_by="SubnetPlugin trains",
+            build="strategies.SubnetTaskNetwork(backbone=..., method=...)",
+        )
+        if self.network is not network:
+            self.network = network
             self.trainer = SubnetTrainer(self.network, seed=self.seed)
             if self._pending_state is not None:
                 self.load_state_dict(self._pending_state)

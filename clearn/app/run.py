@@ -117,6 +117,22 @@ def _task_line(task: int, accuracy: float | None, seconds: float, assembled: Ass
     return line
 
 
+def task_agnostic_rows(
+    network, stream: TaskStream, evaluated: list[int], device: torch.device
+) -> tuple[list[float | None], list[float | None]]:
+    """A row of task-agnostic and of task-id accuracy: each evaluated task's test examples
+    answered without their task label (task inferred per example)."""
+    accuracy: list[float | None] = [None] * stream.n_tasks
+    task_id: list[float | None] = [None] * stream.n_tasks
+    for j in evaluated:
+        batches = TensorBatchLoader(
+            stream.test[j], batch_size=DEFAULT_EVAL_BATCH_SIZE, shuffle=False
+        )
+        score = task_agnostic_score(network, batches, j, device)
+        accuracy[j], task_id[j] = score.accuracy, score.task_id_accuracy
+    return accuracy, task_id
+
+
 class Run:
     """A run of `config` on `stream`, written into `out`. A context manager: the log, the
     Avalanche loggers and the log handler it opens on entry are closed when the block ends,
@@ -266,7 +282,9 @@ class Run:
         row = self._evaluate(evaluated)
         progress.matrix.append(row)
         if self.config.task_agnostic:
-            self._add_task_agnostic_rows(evaluated)
+            rows = task_agnostic_rows(self.assembled.network, self.stream, evaluated, self.device)
+            progress.agnostic["accuracy"].append(rows[0])
+            progress.agnostic["task_id"].append(rows[1])
         if not self.quiet:
             bar.write(_task_line(task, row[task], progress.seconds[-1], self.assembled))
         if task in under_trained(self.assembled) and not self.quiet:
@@ -286,21 +304,6 @@ class Run:
         for j, accuracy in zip(tasks, self.accuracy.accuracies, strict=True):
             row[j] = float(accuracy)
         return row
-
-    def _add_task_agnostic_rows(self, evaluated: list[int]) -> None:
-        """One row of task-agnostic and of task-id accuracy: each evaluated task's test
-        examples answered without their task label (task inferred per example)."""
-        total = self.stream.n_tasks
-        accuracy: list[float | None] = [None] * total
-        task_id: list[float | None] = [None] * total
-        for j in evaluated:
-            batches = TensorBatchLoader(
-                self.stream.test[j], batch_size=DEFAULT_EVAL_BATCH_SIZE, shuffle=False
-            )
-            score = task_agnostic_score(self.assembled.network, batches, j, self.device)
-            accuracy[j], task_id[j] = score.accuracy, score.task_id_accuracy
-        self.progress.agnostic["accuracy"].append(accuracy)
-        self.progress.agnostic["task_id"].append(task_id)
 
     def _save_checkpoint(self) -> None:
         progress = self.progress

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from clearn.task_pruning import RetrainingCheck, check_mode
+from clearn.task_pruning import PruningRule, RetrainingCheck
 
 
 def test_retraining_that_lowers_accuracy_is_undone_bit_for_bit():
@@ -27,8 +27,9 @@ def test_retraining_that_keeps_accuracy_stays():
 
 
 @pytest.mark.parametrize(
-    ("mode", "fraction"), [("magnitude", 0.5), ("epn", 1.0), ("packnet", -0.1)]
+    ("mode", "gamma", "fraction"),
+    [("magnitude", 0.99, 0.5), ("epn", 0.99, 1.0), ("packnet", 0.99, -0.1), ("epn", 1.5, 0.5)],
 )
-def test_a_mode_or_prune_fraction_out_of_range_is_refused(mode, fraction):
-    with pytest.raises(ValueError, match="mode must be|prune_fraction must be"):
-        check_mode(mode, fraction)
+def test_a_rule_out_of_range_is_refused_in_one_sentence(mode, gamma, fraction):
+    with pytest.raises(ValueError, match="mode must be|prune_fraction must be|gamma must be"):
+        PruningRule(mode, gamma, fraction)

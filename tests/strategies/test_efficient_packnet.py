@@ -158,15 +158,9 @@ def test_the_template_and_a_plugin_in_naive_pack_alike(stock_benchmark):
     composed = efficient_packnet()
     torch.manual_seed(0)
     model = TaskNetwork(backbone=backbone())
-    naive = Naive(
-        model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.3),
-        train_mb_size=60,
-        train_epochs=4,
-        eval_mb_size=1000,
-        plugins=[PackingPlugin()],
-        evaluator=EvaluationPlugin(loggers=[]),
-    )
+    naive = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.3),
+                  train_mb_size=60, train_epochs=4, eval_mb_size=1000, plugins=[PackingPlugin()],
+                  evaluator=EvaluationPlugin(loggers=[]))  # fmt: skip
     naive.packing = naive.plugins[0]
     # EfficientPackNet lists the hold-out, budget and statistics plugins; in Naive the
     # packing plugin calls them itself: the same weights, reports and statistics.
