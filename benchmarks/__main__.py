@@ -15,6 +15,7 @@ BENCHMARKS = (
     "avalanche_example",
     "packing_vs_avalanche",
     "speed",
+    "avalanche_speed",
     "scale",
     "mechanism",
     "quality",
