@@ -143,42 +143,42 @@ def test_the_minibatch_task_labels_are_its_last_entry():
     assert minibatch_task_labels(Strategy()) is None
 
 
-def test_a_trained_network_loads_into_a_freshly_built_one(digits, tmp_path):
+@pytest.fixture(scope="module")
+def trained_network(digits) -> TaskNetwork:
+    """A user's network after two tasks of a stream built by Avalanche, in eval mode."""
     benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
                              class_ids_from_zero_in_each_exp=True)  # fmt: skip
     strategy = user_strategy()
     for experience in benchmark.train_stream[:2]:
         strategy.train(experience, eval_streams=[])
-    torch.save(strategy.model.state_dict(), tmp_path / "model.pt")
+    return strategy.model.eval()
+
+
+def assert_same_answers(network: TaskNetwork, other: TaskNetwork) -> None:
+    inputs = torch.rand(16, 64)
+    for task in (0, 1):
+        assert torch.equal(other(inputs, task), network(inputs, task))
+
+
+def test_a_trained_network_loads_into_a_freshly_built_one(trained_network, tmp_path):
+    torch.save(trained_network.state_dict(), tmp_path / "model.pt")
     fresh = TaskNetwork(backbone=nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU()))
     fresh.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
-    inputs = torch.rand(16, 64)
-    strategy.model.eval()
-    fresh.eval()
     assert [h.out_features for h in fresh.heads] == [2, 2] and fresh.trained_tasks == 2
-    for task in (0, 1):
-        assert torch.equal(fresh(inputs, task), strategy.model(inputs, task))
+    assert_same_answers(trained_network, fresh.eval())
 
 
-def test_a_trained_network_round_trips_through_torch_save(digits, tmp_path):
+def test_a_trained_network_round_trips_through_torch_save(trained_network, tmp_path):
     # The user's choice of a whole-object pickle (weights_only=False); clearn itself only
     # loads state dicts with weights_only=True.
-    benchmark = nc_benchmark(*digits, n_experiences=5, task_labels=True, seed=0,
-                             class_ids_from_zero_in_each_exp=True)  # fmt: skip
-    strategy = user_strategy()
-    for experience in benchmark.train_stream[:2]:
-        strategy.train(experience, eval_streams=[])
-    strategy.model.eval()
-    torch.save(strategy.model, tmp_path / "model.pt")
+    torch.save(trained_network, tmp_path / "model.pt")
     generator = torch.get_rng_state()
     loaded = torch.load(tmp_path / "model.pt", weights_only=False)
     assert torch.equal(torch.get_rng_state(), generator)  # unpickling draws nothing
     assert type(loaded) is TaskNetwork and not loaded.training
-    assert loaded.trained_tasks == 2 and loaded.capacity() == strategy.model.capacity()
-    assert loaded.trained_classes == strategy.model.trained_classes == {0: {0, 1}, 1: {0, 1}}
-    inputs = torch.rand(16, 64)
-    for task in (0, 1):
-        assert torch.equal(loaded(inputs, task), strategy.model(inputs, task))
+    assert loaded.trained_tasks == 2 and loaded.capacity() == trained_network.capacity()
+    assert loaded.trained_classes == trained_network.trained_classes == {0: {0, 1}, 1: {0, 1}}
+    assert_same_answers(trained_network, loaded)
 
 
 def test_a_head_answers_only_with_classes_its_task_trained_on(digits):
