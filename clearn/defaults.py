@@ -1,7 +1,7 @@
 """The one default setting of clearn's packing strategies, shared by library, plugins and CLI.
 
 One setting for every stream and data size; each constant says in one line why it is what it
-is. The measurements behind them are in the README ("Defaults that hold across data").
+is. The measurements behind them are in CHANGELOG.md ("History of the defaults").
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from strategies.capacity_metrics import CapacityMetric, capacity_metrics, model_capacity
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.epn import PackingPlugin, TaskReport
+from strategies.experience_accuracy import ExperienceAccuracyPlugin
 from strategies.hat import HAT, HatLrPlugin, HatPlugin
 from strategies.hat_model import HatNetwork
 from strategies.input_statistics import InputStatisticsPlugin
@@ -23,6 +24,7 @@ __all__ = [
     "HAT",
     "WSN",
     "EfficientPackNet",
+    "ExperienceAccuracyPlugin",
     "HatLrPlugin",
     "HatNetwork",
     "HatPlugin",

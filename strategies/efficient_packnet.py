@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from avalanche.core import BasePlugin
@@ -24,6 +23,7 @@ from clearn.defaults import (
     DEFAULT_VALIDATION_SHARE,
 )
 from clearn.pruning import DEFAULT_SCOPE, Scope
+from clearn.task_pruning import PackMode
 from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.distributed import (
@@ -79,7 +79,7 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
         # arguments that their signatures do not list, so they cannot pass as **options.
         valid_stream=None,
         validation_share: float = DEFAULT_VALIDATION_SHARE,
-        mode: Literal["epn", "packnet"] = "epn",
+        mode: PackMode = "epn",
         gamma: float = DEFAULT_GAMMA,
         prune_fraction: float = DEFAULT_PRUNE_FRACTION,
         retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS,
@@ -98,20 +98,11 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
                 f"{type(model).__name__}: wrap the backbone as TaskNetwork(backbone=...)"
             )
         self.packing = PackingPlugin(
-            valid_stream=valid_stream,
-            validation_share=validation_share,
-            mode=mode,
-            gamma=gamma,
-            prune_fraction=prune_fraction,
-            retrain_epochs=retrain_epochs,
-            patience=patience,
-            scope=scope,
-            allow_frozen_features=allow_frozen_features,
-            seed=seed,
-            init_scale=init_scale,
-            redraw_free=redraw_free,
-            verbose=verbose,
-        )
+            valid_stream=valid_stream, validation_share=validation_share, mode=mode,
+            gamma=gamma, prune_fraction=prune_fraction, retrain_epochs=retrain_epochs,
+            patience=patience, scope=scope, allow_frozen_features=allow_frozen_features,
+            seed=seed, init_scale=init_scale, redraw_free=redraw_free, verbose=verbose,
+        )  # fmt: skip
         super().__init__(
             model=model,
             optimizer=optimizer,
