@@ -79,7 +79,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 @dataclass
 class RunProgress:
-    """What the run has measured so far (a checkpoint holds it): R[i][j], the seconds each
+    """What the run has measured so far (a checkpoint holds it): `R[i][j]`, the seconds each
     task trained, and with --task-agnostic the task-agnostic and task-id rows."""
 
     matrix: list[list[float | None]] = field(default_factory=list)
@@ -297,7 +297,7 @@ class Run:
         self._save_checkpoint()
 
     def _evaluate(self, tasks: list[int]) -> list[float | None]:
-        """A row of R: the test accuracy of each of `tasks`, None for the others."""
+        """A row of `R`: the test accuracy of each of `tasks`, None for the others."""
         test = self.stream.benchmark.test_stream
         self.assembled.strategy.eval([test[j] for j in tasks])
         row: list[float | None] = [None] * self.stream.n_tasks
