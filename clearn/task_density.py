@@ -105,6 +105,15 @@ class TaskDensity(nn.Module):
         entry = {name: torch.stack([f[i] for f in fitted]) for i, name in enumerate(_BUFFERS[:4])}
         self._store(task, entry | {"log_weights": (weights / weights.sum()).log()})
 
+    def record(self, task: int, batches: Iterable[Tensor | Sequence[Tensor]]) -> None:
+        """`fit_batches` under `InputStatistics.record`'s name, so that either can hold a
+        network's record of its tasks' inputs."""
+        self.fit_batches(task, batches)
+
+    def missing(self, tasks: int) -> list[int]:
+        """Which of tasks 0..tasks-1 are not fitted yet."""
+        return list(range(self.tasks, tasks))
+
     def _store(self, task: int, entry: dict[str, Tensor]) -> None:
         components = entry["means"].shape[0]
         if self.tasks and components != self.means.shape[1]:
@@ -114,13 +123,13 @@ class TaskDensity(nn.Module):
             )
         append = task == self.tasks
         for name, value in entry.items():
-            value = value.to(torch.float32).unsqueeze(0)
-            old = getattr(self, name)
+            old = getattr(self, name)  # its device and dtype follow the module's .to()
+            value = value.to(device=old.device, dtype=old.dtype).unsqueeze(0)
             if append:
-                new = value if old.numel() == 0 else torch.cat([old, value.to(old.device)])
+                new = value if old.numel() == 0 else torch.cat([old, value])
             else:
                 new = old.clone()
-                new[task] = value[0].to(old.device)
+                new[task] = value[0]
             setattr(self, name, new)
 
     @torch.no_grad()

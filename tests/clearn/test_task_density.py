@@ -87,6 +87,22 @@ def test_fitting_from_batches_equals_fitting_at_once() -> None:
     torch.testing.assert_close(batched.score(queries), whole.score(queries), rtol=1e-5, atol=1e-3)
 
 
+def test_records_like_the_input_statistics_and_says_which_tasks_are_missing() -> None:
+    density = TaskDensity(rank=3)
+    assert density.missing(2) == [0, 1]
+    density.record(0, (batch for batch in _subspace_task(0).split(50)))
+    assert density.missing(2) == [1]
+    assert density.missing(1) == []
+
+
+def test_buffers_keep_the_dtype_and_device_the_module_was_moved_to() -> None:
+    density = TaskDensity(rank=3).double()
+    density.fit(0, _subspace_task(0))
+    density.fit(1, _subspace_task(1))
+    assert {buffer.dtype for buffer in density.buffers()} == {torch.float64}
+    assert density.score(_subspace_task(2)[:5]).dtype == torch.float64
+
+
 def test_state_dict_round_trip_through_a_file_into_a_fresh_module() -> None:
     density, held_out = _fitted(rank=3, per_class=False)
     buffer = io.BytesIO()
