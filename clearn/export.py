@@ -10,30 +10,45 @@ from torch.nn.utils import parametrize
 
 from clearn.network import PackedNetwork
 
-__all__ = ["export_task"]
+__all__ = ["export_task", "plain_copy"]
+
+
+@torch.no_grad()
+def plain_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of `model` whose parametrized tensors are baked in: each holds the value
+    its parametrizations compute now, in the layer's plain class. `model` is left as it was,
+    where `remove_parametrizations` on a deep copy would break it: the copy shares the
+    model's parametrized classes, and removing the tensor's property from them strips the
+    model's layers too."""
+    modules = dict(model.named_modules())
+    values = {
+        (name, tensor): getattr(module, tensor).detach().clone()
+        for name, module in modules.items()
+        if parametrize.is_parametrized(module)
+        for tensor in module.parametrizations
+    }
+    copied = copy.deepcopy(model)
+    copies = dict(copied.named_modules())
+    for name in dict.fromkeys(name for name, _ in values):
+        layer = copies[name]
+        layer.__class__ = parametrize.type_before_parametrizations(layer)
+        del layer.parametrizations
+    for (name, tensor), value in values.items():
+        setattr(copies[name], tensor, nn.Parameter(value))
+    return copied
 
 
 @torch.no_grad()
 def export_task(network: PackedNetwork, task: int) -> nn.Sequential:
     """A plain dense copy of task `task`'s subnetwork: backbone then its head, same logits.
 
-    The backbone is copied with each masked layer turned back into its plain class holding
-    the task's effective (masked) weight, and each per-task BatchNorm replaced by the task's
-    own copy. The network is left as it was: `remove_parametrizations` on a deep copy would
-    not do, as the copy shares its parametrized classes with the network, and removing the
-    weight property from them breaks the network's layers too.
+    The backbone is copied under the task's view (`plain_copy`: each masked weight baked
+    in as the task sees it) and each per-task BatchNorm replaced by the task's own copy.
     """
     network.check_task(task)
-    layers = dict(network.backbone.named_modules())
     with network.viewing(task):
-        weights = {name: layers[name].weight.detach().clone() for name in network.masks}
-    backbone = copy.deepcopy(network.backbone)
+        backbone = plain_copy(network.backbone)
     copies = dict(backbone.named_modules())
-    for name, weight in weights.items():
-        layer = copies[name]
-        layer.__class__ = parametrize.type_before_parametrizations(layer)
-        del layer.parametrizations
-        layer.weight = nn.Parameter(weight)
     for name in network.norms:
         parent, _, child = name.rpartition(".")
         setattr(copies[parent], child, copies[name].norms[task])

@@ -6,7 +6,6 @@ This is an experiment runner: it assembles data from `scenarios` with the mechan
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,8 +23,9 @@ from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_prune_curve
 from clearn.app.run_folder import claim_run_folder
 from clearn.app.tables import markdown_table
+from clearn.export import plain_copy
 from clearn.models import mlp
-from clearn.powerprop import apply_powerprop, check_alpha, effective_weights, remove_powerprop
+from clearn.powerprop import apply_powerprop, check_alpha, effective_weights
 from clearn.pruning import Scope, magnitude_masks
 from scenarios.datasets import ImageData, load_dataset
 
@@ -164,7 +164,7 @@ def train_mlp(
     initial = effective_weights(model)
     _train(model, *splits["train"], config, steps, f"α={alpha:g}")
     model.eval()
-    return initial, remove_powerprop(copy.deepcopy(model))
+    return initial, plain_copy(model)  # the model itself stays parametrized
 
 
 def _curve_for_alpha(

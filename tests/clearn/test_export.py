@@ -2,9 +2,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from clearn.export import export_task
+from clearn.export import export_task, plain_copy
 from clearn.network import PackedNetwork
 from clearn.packing import TaskPacker
+from clearn.powerprop import apply_powerprop
 
 
 def test_export_is_a_plain_copy_and_leaves_the_network_as_it_was():
@@ -31,3 +32,15 @@ def test_export_is_a_plain_copy_and_leaves_the_network_as_it_was():
     with torch.no_grad():
         exported[0][0][0].weight.zero_()  # the copy owns its tensors
     assert torch.equal(net(inputs, 0), before[0])
+
+
+def test_a_plain_copy_bakes_powerprop_in_and_leaves_the_model_parametrized():
+    torch.manual_seed(0)
+    model = apply_powerprop(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), alpha=3.0)
+    inputs = torch.randn(5, 3)
+    before = model(inputs)
+    plain = plain_copy(model)
+    assert [type(m) for m in plain] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert torch.equal(plain(inputs), before)
+    assert all(parametrize.is_parametrized(model[i], "weight") for i in (0, 2))
+    assert torch.equal(model(inputs), before)  # remove_powerprop(deepcopy(model)) breaks this
