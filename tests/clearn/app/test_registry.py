@@ -10,6 +10,8 @@ from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
 from clearn.app.factory import assemble, run_stream
 from clearn.app.registry import STRATEGIES, STRATEGY_NAMES
+from strategies.plateau_stop import PlateauBudgetPlugin
+from strategies.validation_split import ValidationSplitPlugin
 
 TINY = dict(scenario="permuted-digits", tasks=3, epochs=2, hidden=[16], patience=0)
 
@@ -74,3 +76,18 @@ def test_a_regularisation_of_zero_is_kept_not_replaced_by_the_default():
     )
     (ewc,) = [p for p in assembled.strategy.plugins if isinstance(p, EWCPlugin)]
     assert ewc.ewc_lambda == 0.0
+
+
+def test_packing_strategies_and_baselines_share_one_hold_out_and_budget():
+    # One hold-out plugin and one budget plugin per strategy, the budget validating on the
+    # hold-out's data: EfficientPackNet's own for epn/packnet, the run's for the baselines.
+    for name in ("epn", "packnet", "naive", "ewc", "wsn"):
+        config = RunConfig(**{**TINY, "patience": 3}, strategy=name).validate()
+        assembled = assemble(
+            config, run_stream(config), device=torch.device("cpu"), evaluator=EvaluationPlugin()
+        )
+        plugins = assembled.strategy.plugins
+        (split,) = [p for p in plugins if isinstance(p, ValidationSplitPlugin)]
+        (budget,) = [p for p in plugins if isinstance(p, PlateauBudgetPlugin)]
+        assert budget.validation is split.data, name
+        assert plugins.index(split) < plugins.index(budget), name
