@@ -11,7 +11,7 @@ __all__ = ["SupSup"]
 class SupSup(SubnetStrategy):
     """Per task a supermask, the top-k share of learnt scores per layer, over weights fixed at
     the signed Kaiming constant that never train; tasks without labels are found by SupSup's
-    one-shot inference (`model.infer_task(x, method="one-shot")`).
+    one-shot inference (`clearn.infer_task(model, x, method="one-shot")`).
 
     `model = SubnetTaskNetwork(backbone=..., method="supsup", density=k)`. Defaults are the
     paper's split CIFAR-100 (GG) setting: batch 128, 100 epochs, Adam lr 1e-3 fresh per task

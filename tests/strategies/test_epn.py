@@ -13,6 +13,7 @@ import strategies.epn as epn_module
 from clearn.defaults import KEPT_CANDIDATES, MIN_PATIENCE_STEPS
 from clearn.evaluation import task_accuracy
 from clearn.packing import Phase
+from clearn.task_inference import infer_task
 from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 from strategies.epn import PackingPlugin
@@ -289,5 +290,5 @@ def test_each_task_records_its_training_inputs_and_unlabelled_tests_find_their_t
         assert variance.shape == mean.shape == (64,) and bool((variance >= 0).all())
     network.eval()
     for task, split in enumerate(stream.test):
-        guess = network.infer_task(split.inputs(torch.arange(len(split))))  # by inputs
+        guess = infer_task(network, split.inputs(torch.arange(len(split))))  # by inputs
         assert float((guess.tasks == task).float().mean()) > 0.9  # permutations: distinct
