@@ -71,18 +71,14 @@ class PackingPlugin(SupervisedPlugin):
     """Trains each experience on free weights until it stops improving, then prunes and
     freezes its share.
 
-    The network is the strategy's model, a `strategies.TaskNetwork` (or a model of the user's
-    holding one `clearn.PackedNetwork`). Each task trains until its validation
-    loss has not improved for `patience` epochs (the strategy's `train_epochs` is then a cap;
-    `patience=None` trains every epoch), then is pruned: `mode="epn"` searches the kept
-    fraction on the task's validation data so that validation accuracy stays ≥ gamma ×
-    unpruned; `mode="packnet"` keeps `1 - prune_fraction`. Validation data is the experience
-    of `valid_stream` with the task's label, or without one a seeded `validation_share` held
-    out of the training experience. The survivors are then retrained for `retrain_epochs`
-    epochs (taken from the cap). A task still improving when the cap ends its training is
-    reported `under_trained`. `init_scale` multiplies every weight drawn (1 keeps the layer's
-    own PyTorch init). Every default is `clearn run`'s. Notices go to the `logging` module
-    (`strategies.*` loggers); `verbose` logs each task's report at INFO level.
+    The network is the strategy's model, a `strategies.TaskNetwork` (or a model holding one
+    `clearn.PackedNetwork`). Each task trains until its validation loss has not improved for
+    `patience` epochs (`train_epochs` is the cap; None trains every epoch), is pruned by the
+    rule (`clearn.task_pruning.PruningRule`: `mode`, `gamma`, `prune_fraction`) and its
+    survivors retrained for `retrain_epochs` of the cap. Validation data is `valid_stream`'s
+    experience of the task's label, else a seeded `validation_share` held out of training.
+    `init_scale` multiplies every weight drawn. Every default is `clearn run`'s; `verbose`
+    logs each task's report at INFO level (`strategies.*` loggers).
 
     Hold-out, budget and input statistics are plugins of their own (`validation_split`,
     `budget`, `input_statistics`): called by Avalanche where the template lists them (before
