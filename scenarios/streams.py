@@ -24,6 +24,7 @@ from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
 from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from torch import Tensor
 
+from clearn.holdout import held_out_positions
 from scenarios.datasets import ImageData, load_dataset, subsample_per_class
 from scenarios.tasks import TaskSplit, TaskSplitDataset
 
@@ -98,19 +99,11 @@ def _parse_name(name: str) -> tuple[str, str]:
 def _train_valid_rows(
     labels: Tensor, fraction: float, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """Training and validation rows: a seeded random `fraction` held out, skipping any row
-    whose class would otherwise keep no training row (the same rows whenever none would)."""
+    """Training and validation rows: a seeded random `fraction` held out, no class emptied."""
     order = torch.randperm(len(labels), generator=generator)
-    valid_count = max(1, round(fraction * len(labels)))
-    ordered = labels[order]
-    positions = torch.arange(len(labels))
-    last = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
-    last = last.scatter_reduce(0, ordered, positions, reduce="amax")
-    eligible = order[positions < last[ordered]]
-    valid = eligible[:valid_count]
-    train = torch.ones(len(labels), dtype=torch.bool)
-    train[valid] = False
-    return train.nonzero().squeeze(1), valid.sort().values
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    held[held_out_positions(order, labels, max(1, round(fraction * len(labels))))] = True
+    return order[~held].sort().values, order[held].sort().values
 
 
 def _permuted(

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from clearn.evaluation import TaskScore, task_score
+from clearn.holdout import held_out_positions
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
@@ -76,15 +77,26 @@ class ValidationData:
                 f"{self.share:.0%} validation share; pass a valid_stream or another share"
             )
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + task)
-        order = torch.randperm(len(dataset), generator=generator).tolist()
+        order = torch.randperm(len(dataset), generator=generator)
+        targets = getattr(dataset, "targets", None)
+        labels = torch.zeros(len(dataset), dtype=torch.long) if targets is None else (
+            torch.as_tensor(list(targets), dtype=torch.long)
+        )  # fmt: skip
+        held = torch.zeros(len(dataset), dtype=torch.bool)
+        held[held_out_positions(order, labels, count)] = True
+        if not held.any():
+            raise ValueError(
+                f"task {task}: each class has a single training example, so none can be held "
+                f"out for validation without leaving its class untrained; pass a valid_stream"
+            )
         if not self._held_out:
             logger.warning(
                 f"validation: no valid_stream given, so each task validates on a seeded "
                 f"{self.share:.0%} of its training experience (seed {self.seed}), held out "
                 f"of training"
             )
-        self._held_out[task] = dataset.subset(order[:count])
-        strategy.adapted_dataset = dataset.subset(order[count:])
+        self._held_out[task] = dataset.subset(order[held].tolist())
+        strategy.adapted_dataset = dataset.subset(order[~held].tolist())
 
     def size(self, task: int) -> int:
         """Number of validation examples of task `task`."""

@@ -1,7 +1,12 @@
+from types import SimpleNamespace
+
+import pytest
 import torch
+from avalanche.benchmarks import nc_benchmark
 
 from scenarios.streams import build_stream
-from strategies.validation import dataset_batches, sample_batches
+from strategies.validation import ValidationData, dataset_batches, sample_batches
+from tests.strategies.conftest import LabelledTensors
 
 
 def _examples(batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,3 +48,32 @@ def test_a_dataset_no_larger_than_the_sample_is_taken_whole():
     whole, _ = _examples(dataset_batches(dataset, 100))
     sample, _ = _examples(sample_batches(dataset, 64, examples=len(dataset), seed=0))
     assert torch.equal(sample, whole)
+
+
+def _experience_of(images: torch.Tensor, labels: torch.Tensor):
+    train = LabelledTensors(images, labels)
+    return nc_benchmark(
+        train, train, n_experiences=1, task_labels=True, seed=0,
+        class_ids_from_zero_in_each_exp=True,
+    ).train_stream[0]  # fmt: skip
+
+
+def _held_out_by(validation: ValidationData, experience) -> tuple[set, set]:
+    strategy = SimpleNamespace(experience=experience, adapted_dataset=experience.dataset)
+    validation.hold_out(strategy)
+    held = validation._dataset(experience.task_label)
+    return set(strategy.adapted_dataset.targets), set(held.targets)
+
+
+def test_a_hold_out_from_few_examples_per_class_leaves_every_class_in_training():
+    labels = torch.arange(6).repeat(2)  # two examples of each of six classes
+    experience = _experience_of(torch.randn(12, 3), labels)
+    for seed in range(10):
+        trained, held = _held_out_by(ValidationData(share=0.5, seed=seed), experience)
+        assert trained == set(range(6)) and held
+
+
+def test_a_hold_out_that_cannot_spare_an_example_of_any_class_says_so():
+    experience = _experience_of(torch.randn(4, 3), torch.arange(4))
+    with pytest.raises(ValueError, match="single training example"):
+        _held_out_by(ValidationData(share=0.5), experience)
