@@ -24,8 +24,8 @@ from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
 from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from torch import Tensor
 
-from clearn.holdout import held_out_positions
 from scenarios.datasets import ImageData, load_dataset, subsample_per_class
+from scenarios.holdout import held_out_positions
 from scenarios.tasks import TaskSplit, TaskSplitDataset
 
 __all__ = [

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from clearn.evaluation import TaskScore, task_score
-from clearn.holdout import held_out_positions
+from scenarios.holdout import held_out_positions
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
