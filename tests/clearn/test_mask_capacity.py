@@ -49,7 +49,7 @@ def test_an_epn_network_reports_the_same_definition():
     network = PackedNetwork(backbone=nn.Sequential(nn.Linear(4, 2)), feature_size=2,
                           classes_per_task=[2], alpha=1.0)  # fmt: skip
     (mask,) = network.masks.values()
-    mask.assign(1, torch.tensor([[True] * 4, [False] * 4]))
+    mask.assign(0, torch.tensor([[True] * 4, [False] * 4]))
     network.trained_tasks = 1
     assert network_mask_capacity(network) == pytest.approx(0.5 + 0.25)
 
