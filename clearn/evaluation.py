@@ -89,10 +89,11 @@ def task_agnostic_score(
     task: int,
     device: torch.device | str,
     *,
-    method: Method = "example",
+    method: Method | str | None = None,
 ) -> AgnosticScore:
     """Scores of task `task`'s examples answered without their task label: an example counts
-    as right when its task is inferred and its class is then predicted right."""
+    as right when its task is inferred (`infer_task`'s `method`; None: its default) and its
+    class is then predicted right."""
     right = right_task = total = 0
     with _eval_mode(network):
         for inputs, labels in _on_device(batches, device, task):

@@ -1,8 +1,8 @@
 """A shared backbone with task masks and one output head per task, answering per-task queries.
 
 The network holds the masked backbone, the heads and the view (which task the masks show);
-task inference is in `clearn.task_inference`, export in `clearn.export`, input statistics in
-`clearn.input_stats`, the packing lifecycle in `clearn.packing`.
+task inference is in `clearn.task_inference`, export in `clearn.export`, the model of each
+task's inputs in `clearn.task_density`, the packing lifecycle in `clearn.packing`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from clearn.capacity import Capacity
 from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
-from clearn.input_stats import InputStatistics
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers, stored_weight
+from clearn.task_density import TaskDensity
 from clearn.task_mask import TaskMask, add_task_masks, owner_capacity, superpose_masks
 from clearn.task_norm import TaskBatchNorm, add_task_norms
 from clearn.views import TaskViews, UnknownTaskError
@@ -55,6 +55,13 @@ def _check_features(features: Tensor, head: nn.Linear) -> None:
         )
 
 
+def _older_layout(what: str) -> ValueError:
+    return ValueError(
+        f"this state dict is from an older clearn ({what}): train again, or load it with "
+        f"the clearn that saved it"
+    )
+
+
 def _excluding(named: Iterable[tuple[str, Tensor]], ids: set[int]) -> dict:
     """The named tensors whose identity is not in `ids`."""
     return {name: tensor for name, tensor in named if id(tensor) not in ids}
@@ -65,6 +72,8 @@ class PackedNetwork(TaskViews):
 
     Tasks are numbered from 0 (as Avalanche's task labels). A query for task j uses only
     weights owned by tasks 0..j and head j, so its answers never change once task j is trained.
+    `per_class_inputs`: each task's inputs modelled per class (`input_density`), which finds
+    single examples' tasks more often on split streams, at a cost growing with the classes.
     """
 
     def __init__(
@@ -76,6 +85,7 @@ class PackedNetwork(TaskViews):
         alpha: float = DEFAULT_ALPHA,
         normalise_step: bool = DEFAULT_NORMALISE_STEP,
         per_task_norm: bool = False,
+        per_class_inputs: bool = False,
     ) -> None:
         super().__init__()
         layers = _checked_layers(backbone, classes_per_task, feature_size)
@@ -94,9 +104,10 @@ class PackedNetwork(TaskViews):
         """With `per_task_norm`: each BatchNorm layer's per-task copies, by layer name."""
         for norm in self.norms.values():
             norm.ensure(len(self.heads))
-        self.input_statistics = InputStatistics()
-        """Per task, the mean and variance of each input feature over its training inputs
-        (`record_inputs`): what the "inputs" task inference compares with."""
+        self.input_density = TaskDensity(per_class=per_class_inputs)
+        """Per task, a probabilistic-PCA model of its training inputs (`record_inputs`; with
+        `per_class_inputs`, one per class of the task, mixed): what the "inputs" task
+        inference scores an input under."""
 
     def _add_masks(self, backbone: nn.Module, layers: dict[str, nn.Module]) -> dict:
         """Register the mask parametrization of each shared layer; return them by name.
@@ -188,10 +199,7 @@ class PackedNetwork(TaskViews):
                 f"alpha={self.alpha}; build the network with the same alpha"
             )
         if "input_statistics" in state:
-            raise ValueError(
-                "this state dict is from an older clearn (input statistics in the extra "
-                "state, not buffers): train again, or load it with the clearn that saved it"
-            )
+            raise _older_layout("input statistics in the extra state")
         self.trained_tasks = int(state["trained_tasks"])
         self.feature_size = state.get("feature_size", self.feature_size)
 
@@ -199,6 +207,8 @@ class PackedNetwork(TaskViews):
         # Heads the saved network grew (add_head, Avalanche's adaptation) and this one lacks
         # are built from the saved weights' shapes, before the children load: a freshly
         # built network takes a trained one's state as it is.
+        if any(key.startswith(f"{prefix}input_statistics.") for key in state_dict):
+            raise _older_layout("a diagonal Gaussian of each task's inputs, not input_density")
         head = f"{prefix}heads."
         saved = {int(key[len(head) :].split(".")[0]) for key in state_dict if key.startswith(head)}
         for index in range(len(self.heads), len(saved)):
@@ -225,7 +235,8 @@ class PackedNetwork(TaskViews):
         _check_features(features, self.heads[task])
         return self.heads[task](features)
 
-    def record_inputs(self, task: int, batches: Iterable[Tensor]) -> None:
-        """Record the mean and variance of every input feature over task `task`'s training
-        inputs, for the "inputs" task inference (`InputStatistics.record`)."""
-        self.input_statistics.record(task, batches)
+    def record_inputs(self, task: int, batches: Iterable[Tensor | Sequence[Tensor]]) -> None:
+        """Fit task `task`'s model of its training inputs, for the "inputs" task inference
+        (`TaskDensity.fit_batches`): batches of inputs, or of (inputs, labels) — labels
+        needed with `per_class_inputs`. Tasks are recorded in order; again replaces."""
+        self.input_density.fit_batches(task, batches)

@@ -105,14 +105,37 @@ class TaskDensity(nn.Module):
         entry = {name: torch.stack([f[i] for f in fitted]) for i, name in enumerate(_BUFFERS[:4])}
         self._store(task, entry | {"log_weights": (weights / weights.sum()).log()})
 
-    def record(self, task: int, batches: Iterable[Tensor | Sequence[Tensor]]) -> None:
-        """`fit_batches` under `InputStatistics.record`'s name, so that either can hold a
-        network's record of its tasks' inputs."""
-        self.fit_batches(task, batches)
-
     def missing(self, tasks: int) -> list[int]:
         """Which of tasks 0..tasks-1 are not fitted yet."""
         return list(range(self.tasks, tasks))
+
+    def task_entry(self, task: int) -> dict[str, Tensor]:
+        """Fitted task `task`'s part of every buffer, by buffer name (what `set_task_entry`
+        takes back, e.g. after a broadcast between processes)."""
+        if not 0 <= task < self.tasks:
+            raise ValueError(f"task {task} is not fitted (fitted: {self.tasks})")
+        return {name: getattr(self, name)[task] for name in _BUFFERS}
+
+    @torch.no_grad()
+    def set_task_entry(self, task: int, entry: dict[str, Tensor]) -> None:
+        """Set task `task`'s part of every buffer (`task_entry`'s layout); `task` is the next
+        task (appended) or a fitted one (replaced)."""
+        if not 0 <= task <= self.tasks:
+            raise ValueError(f"set task {self.tasks} next (fitted: {self.tasks}), got {task}")
+        if set(entry) != set(_BUFFERS):
+            raise ValueError(f"a task's entry holds {', '.join(_BUFFERS)}, got {sorted(entry)}")
+        self._store(task, entry)
+
+    def get_extra_state(self) -> dict:
+        return {"rank": self.rank, "per_class": self.per_class}
+
+    def set_extra_state(self, state: dict) -> None:
+        saved = (state.get("rank"), state.get("per_class"))
+        if saved != (self.rank, self.per_class):
+            raise ValueError(
+                f"the saved input model has rank {saved[0]}, per class {saved[1]}; this one "
+                f"rank {self.rank}, per class {self.per_class}: build it with the same settings"
+            )
 
     def _store(self, task: int, entry: dict[str, Tensor]) -> None:
         components = entry["means"].shape[0]

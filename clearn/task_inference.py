@@ -4,8 +4,8 @@
 looks it up. Entropy methods ask every trained task's view: the task whose head is most
 certain — the lowest entropy of its softmax, divided by log(classes) so that heads of
 different widths compare — is taken (SupSup, Wortsman et al. 2020, use the same signal).
-Input methods compare the input with each task's recorded input statistics (`record_inputs`)
-and need no pass per task.
+Input methods score the input under each task's recorded model of its inputs
+(`record_inputs`, probabilistic PCA: `clearn.task_density`) and need no pass per task.
 """
 
 from __future__ import annotations
@@ -22,21 +22,15 @@ from clearn.network import PackedNetwork, UnknownTaskError
 
 __all__ = [
     "METHODS",
-    "VARIANCE_FLOOR",
     "Method",
     "TaskGuess",
+    "default_method",
     "infer_task",
     "predict_task_agnostic",
     "task_agnostic_logits",
 ]
 
 Method = Literal["example", "batch", "one-shot", "inputs", "inputs-batch"]
-
-VARIANCE_FLOOR = 0.01
-"""Added to each input feature's variance, as a share of the task's mean variance: a feature
-that never varied in a task's data (a border pixel) would otherwise rule out that task for
-any input where it differs by a hair."""
-
 
 @dataclass(frozen=True)
 class TaskGuess:
@@ -108,26 +102,16 @@ def one_shot(network: PackedNetwork, inputs: Tensor) -> TaskGuess:
 
 
 def _input_log_likelihood(network: PackedNetwork, inputs: Tensor) -> Tensor:
-    """(examples, trained tasks): each example's log-likelihood under each task's diagonal
-    Gaussian of its inputs."""
-    statistics = network.input_statistics
-    missing = statistics.missing(network.trained_tasks)
+    """(examples, trained tasks): each example's log-likelihood under each trained task's
+    model of its inputs."""
+    density = network.input_density
+    missing = density.missing(network.trained_tasks)
     if missing:
         raise ValueError(
-            f"tasks {missing} have no input statistics: record them with "
+            f"tasks {missing} have no model of their inputs: record them with "
             f"network.record_inputs(task, batches) (EfficientPackNet does after each task)"
         )
-    flat = inputs.flatten(1).float()
-    scores = []
-    for task in range(network.trained_tasks):
-        mean, variance = (s.to(flat.device) for s in statistics[task])
-        if mean.shape[0] != flat.shape[1]:
-            raise ValueError(
-                f"task {task}'s inputs had {mean.shape[0]} features, these have {flat.shape[1]}"
-            )
-        variance = variance + VARIANCE_FLOOR * variance.mean().clamp_min(1e-12)
-        scores.append(-0.5 * (((flat - mean) ** 2) / variance + variance.log()).sum(1))
-    return torch.stack(scores, 1)
+    return density.score(inputs)[:, : network.trained_tasks]
 
 
 def _by_inputs(network: PackedNetwork, inputs: Tensor, *, per_batch: bool) -> TaskGuess:
@@ -143,8 +127,8 @@ def _by_inputs(network: PackedNetwork, inputs: Tensor, *, per_batch: bool) -> Ta
 
 
 def by_inputs_per_example(network: PackedNetwork, inputs: Tensor) -> TaskGuess:
-    """"inputs": each example's task is the one under whose diagonal Gaussian of its training
-    inputs the example is most likely; then one pass per task found."""
+    """"inputs": each example's task is the one under whose model of its training inputs the
+    example is most likely; then one pass per task found."""
     return _by_inputs(network, inputs, per_batch=False)
 
 
@@ -170,18 +154,24 @@ def infer_task(
 ) -> TaskGuess:
     """Guess the task of each example among the network's trained tasks, with a confidence.
 
-    `method` (a name in `METHODS`) None: "inputs" where every trained task has its input
-    statistics (as EfficientPackNet records them), else "example"; per example, "inputs"
-    found the task more often at a fifth of the cost (README, "Task-agnostic inference").
+    `method` (a name in `METHODS`) None: `default_method(network)`.
     """
     if method is None:
-        recorded = not network.input_statistics.missing(network.trained_tasks)
-        method = "inputs" if recorded else "example"
+        method = default_method(network)
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if network.trained_tasks == 0:
         raise UnknownTaskError("no task is trained yet: there is no task to infer")
     return METHODS[method](network, inputs)
+
+
+def default_method(network: PackedNetwork) -> str:
+    """"inputs" where every trained task's inputs are recorded (EfficientPackNet records
+    them), else "example": per example, "inputs" found the task on every permuted stream
+    measured and most often on split ones, with no pass per task
+    (docs/results/task_inference.md)."""
+    recorded = not network.input_density.missing(network.trained_tasks)
+    return "inputs" if recorded else "example"
 
 
 def task_agnostic_logits(guess: TaskGuess) -> Tensor:

@@ -145,10 +145,12 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
         if self._replica is not None:
             self._replica = None
             task = self.packing.reports[-1].task
-            # Each process recorded the input statistics of its own part of the data: rank
-            # 0's are kept on every process, so that every process infers tasks alike.
-            statistics = self.model.input_statistics
-            statistics[task] = tuple(broadcast_from_rank_0(statistics[task], device=self.device))
+            # Each process fitted the input model on its own part of the data: rank 0's is
+            # kept on every process, so that every process infers tasks alike.
+            density = self.model.input_density
+            entry = density.task_entry(task)
+            sent = broadcast_from_rank_0(list(entry.values()), device=self.device)
+            density.set_task_entry(task, dict(zip(entry, sent, strict=True)))
             check_same_on_every_rank(
                 {
                     **{f"{n}.owner": m.owner for n, m in self.model.masks.items()},

@@ -1,4 +1,4 @@
-"""Avalanche plugin: each task's training-input statistics, for task inference by inputs."""
+"""Avalanche plugin: each task's model of its training inputs, for task inference by inputs."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ def packed_network(model: nn.Module) -> PackedNetwork:
 
 
 class InputStatisticsPlugin(SupervisedPlugin):
-    """After each experience, records its training inputs' statistics in the strategy's
-    PackedNetwork (`record_inputs`): one pass over the task's training batches, no forward
-    pass."""
+    """After each experience, fits the model of its training inputs in the strategy's
+    PackedNetwork (`record_inputs`): one pass over the task's training batches (inputs and
+    labels), no forward pass."""
 
     def state_dict(self) -> dict:
-        """Nothing to checkpoint: the statistics are the network's."""
+        """Nothing to checkpoint: the input model is the network's."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
@@ -35,4 +35,4 @@ class InputStatisticsPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy, **kwargs) -> None:
         network = packed_network(strategy.model)
         task = task_label(strategy.experience)
-        network.record_inputs(task, (batch[0] for batch in strategy.dataloader))
+        network.record_inputs(task, (batch[:2] for batch in strategy.dataloader))

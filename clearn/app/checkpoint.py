@@ -18,9 +18,10 @@ from clearn.app.io import write_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
-CHECKPOINT_FORMAT = "clearn-checkpoint-3"
-"""Version 3: the network's input statistics are buffers (`input_statistics.*`), not extra
-state; version 2: plain data only (version 1 pickled plugins and RNG states)."""
+CHECKPOINT_FORMAT = "clearn-checkpoint-4"
+"""Version 4: the network's model of each task's inputs is probabilistic PCA
+(`input_density.*`); version 3: a diagonal Gaussian in buffers (`input_statistics.*`);
+version 2: plain data only (version 1 pickled plugins and RNG states)."""
 
 
 class CheckpointError(ValueError):

@@ -115,3 +115,25 @@ def test_a_state_dict_of_the_old_layout_is_refused_in_one_sentence():
     state["_extra_state"] = {**state["_extra_state"], "input_statistics": {}}
     with pytest.raises(ValueError, match="from an older clearn"):
         packed_pair()[0].load_state_dict(state)
+
+
+def test_a_state_dict_with_the_diagonal_input_statistics_is_refused_in_one_sentence():
+    net, _ = packed_pair()
+    state = net.state_dict()
+    state["input_statistics.mean"] = torch.zeros(2, 6)
+    with pytest.raises(ValueError, match=r"older clearn \(a diagonal Gaussian[^\n]*$"):
+        packed_pair()[0].load_state_dict(state)
+
+
+def test_the_input_model_round_trips_and_a_mismatched_setting_is_refused():
+    net, inputs = packed_pair()
+    for task in (0, 1):
+        net.record_inputs(task, [torch.randn(50, 6) + task])
+    fresh, _ = packed_pair()
+    fresh.load_state_dict(net.state_dict())
+    assert torch.equal(fresh.input_density.score(inputs), net.input_density.score(inputs))
+    other = PackedNetwork(backbone=nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU()),
+                          feature_size=8, classes_per_task=[3, 3], alpha=2.0,
+                          per_task_norm=True, per_class_inputs=True)  # fmt: skip
+    with pytest.raises(ValueError, match="per class False; this one rank 8, per class True"):
+        other.load_state_dict(net.state_dict())

@@ -87,10 +87,10 @@ def test_fitting_from_batches_equals_fitting_at_once() -> None:
     torch.testing.assert_close(batched.score(queries), whole.score(queries), rtol=1e-5, atol=1e-3)
 
 
-def test_records_like_the_input_statistics_and_says_which_tasks_are_missing() -> None:
+def test_fits_from_batches_and_says_which_tasks_are_missing() -> None:
     density = TaskDensity(rank=3)
     assert density.missing(2) == [0, 1]
-    density.record(0, (batch for batch in _subspace_task(0).split(50)))
+    density.fit_batches(0, (batch for batch in _subspace_task(0).split(50)))
     assert density.missing(2) == [1]
     assert density.missing(1) == []
 

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from clearn.network import PackedNetwork
-from clearn.task_inference import METHODS, Method, TaskGuess, infer_task, predict_task_agnostic
+from clearn.task_inference import (
+    METHODS,
+    Method,
+    TaskGuess,
+    default_method,
+    infer_task,
+    predict_task_agnostic,
+)
 
 
 def test_the_registry_holds_every_method_and_infer_task_asks_it(tiny_network, monkeypatch):
@@ -100,18 +107,18 @@ def test_a_batch_is_given_the_task_its_examples_favour_together(tiny_network):
     assert infer_task(net, mixed, method="inputs-batch").tasks.tolist() == [0] * 8
 
 
-def test_input_statistics_survive_a_state_dict_and_are_needed_for_every_task(tiny_network):
+def test_the_input_model_survives_a_state_dict_and_is_needed_for_every_task(tiny_network):
     net = tiny_network()
-    two_input_distributions(net)
+    from_0, from_1 = two_input_distributions(net)
+    inputs = torch.cat([from_0, from_1])
     copy = tiny_network()
     copy.load_state_dict(net.state_dict())
-    for task in (0, 1):
-        for saved, loaded in zip(net.input_statistics[task], copy.input_statistics[task],
-                                 strict=True):  # fmt: skip
-            assert torch.equal(saved, loaded)
-    del copy.input_statistics[1]
-    with pytest.raises(ValueError, match=r"tasks \[1\] have no input statistics"):
-        infer_task(copy, torch.zeros(2, 4), method="inputs")
+    assert torch.equal(copy.input_density.score(inputs), net.input_density.score(inputs))
+    assert torch.equal(infer_task(copy, inputs).tasks, infer_task(net, inputs).tasks)
+    fresh = tiny_network()
+    fresh.record_inputs(0, [from_0])  # task 1 not recorded
+    with pytest.raises(ValueError, match=r"tasks \[1\] have no model of their inputs"):
+        infer_task(fresh, inputs, method="inputs")
 
 
 def test_without_task_labels_the_recorded_inputs_decide_where_every_task_has_them(
@@ -120,9 +127,40 @@ def test_without_task_labels_the_recorded_inputs_decide_where_every_task_has_the
     net = tiny_network()
     from_0, from_1 = two_input_distributions(net)
     inputs = torch.cat([from_1[:3], from_0[:3]])
+    assert default_method(net) == "inputs"
     assert infer_task(net, inputs).tasks.tolist() == [1, 1, 1, 0, 0, 0]
     expected = net(inputs, torch.tensor([1, 1, 1, 0, 0, 0]))
     assert torch.equal(predict_task_agnostic(net, inputs), expected)
-    del net.input_statistics[0]  # one task without them: the lowest entropy decides
-    by_entropy = infer_task(net, inputs, method="example").tasks
-    assert torch.equal(infer_task(net, inputs).tasks, by_entropy)
+    partial = tiny_network()
+    partial.record_inputs(0, [from_0])  # one task without them: the lowest entropy decides
+    assert default_method(partial) == "example"
+    by_entropy = infer_task(partial, inputs, method="example").tasks
+    assert torch.equal(infer_task(partial, inputs).tasks, by_entropy)
+
+
+def test_a_per_class_input_model_tells_tasks_apart_that_share_their_pooled_inputs(
+    tiny_network,
+):
+    # Both tasks' inputs, pooled, have the same mean and about the same covariance; per class
+    # they differ: task 0's classes sit at (±3, 0) spread along y, task 1's at (0, ±3)
+    # spread along x (features 2 and 3 are noise).
+    generator = torch.Generator().manual_seed(2)
+
+    def task(number: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.arange(size) % 2
+        inputs = 0.1 * torch.randn(size, 4, generator=generator)
+        inputs[:, number] += 3.0 * (1 - 2 * labels)  # the class centre
+        inputs[:, 1 - number] *= 30  # the spread within a class: as wide as between
+        return inputs, labels
+
+    pooled, per_class = tiny_network(), tiny_network(per_class_inputs=True)
+    for net in (pooled, per_class):
+        for number in (0, 1):
+            net.record_inputs(number, [task(number, 400)])
+    tests = [task(number, 200)[0] for number in (0, 1)]
+    found = [
+        [float((infer_task(net, x).tasks == t).float().mean()) for t, x in enumerate(tests)]
+        for net in (pooled, per_class)
+    ]
+    # Pooled, a guess near chance; per class, all but the few near where classes cross.
+    assert min(found[1]) > 0.95 and sum(found[0]) / 2 < 0.6

@@ -151,7 +151,7 @@ def _packed_by(strategy, stock_benchmark):
         {k: v for k, v in vars(r).items() if not k.endswith("_seconds")}
         for r in strategy.packing.reports
     ]
-    return reports, strategy.model.state_dict(), strategy.model.input_statistics
+    return reports, strategy.model.state_dict(), strategy.model.input_density
 
 
 def test_the_template_and_a_plugin_in_naive_pack_alike(stock_benchmark):
@@ -176,8 +176,8 @@ def test_the_template_and_a_plugin_in_naive_pack_alike(stock_benchmark):
     assert weights.keys() == naive_weights.keys()
     tensors = [k for k in weights if isinstance(weights[k], torch.Tensor)]
     assert all(torch.equal(weights[k], naive_weights[k]) for k in tensors)
+    assert statistics.tasks == naive_statistics.tasks == 2
     assert all(
         torch.equal(a, b)
-        for task in range(2)
-        for a, b in zip(statistics[task], naive_statistics[task], strict=True)
+        for a, b in zip(statistics.buffers(), naive_statistics.buffers(), strict=True)
     )

@@ -282,12 +282,13 @@ def test_each_task_records_its_training_inputs_and_unlabelled_tests_find_their_t
     network, _, strategy = packing_run(stream, epochs=1)
     for task, experience in enumerate(stream.benchmark.train_stream):
         strategy.train(experience, eval_streams=[])
-        mean, variance = network.input_statistics[task]
+        assert network.input_density.tasks == task + 1
+        mean = network.input_density.means[task, 0]
         train = stream.train[task]
         inputs = train.inputs(torch.arange(len(train))).flatten(1)
         # The training part only (the validation share is held out): close to all of it.
         assert torch.allclose(mean, inputs.mean(0), atol=0.05 * float(inputs.abs().max()))
-        assert variance.shape == mean.shape == (64,) and bool((variance >= 0).all())
+        assert network.input_density.bases.shape[2:] == (64, 8)
     network.eval()
     for task, split in enumerate(stream.test):
         guess = infer_task(network, split.inputs(torch.arange(len(split))))  # by inputs
