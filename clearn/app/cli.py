@@ -205,7 +205,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         kind = types[option.name]
         flag = "--" + option.name.replace("_", "-")
         default = option.default_factory() if callable(option.default_factory) else option.default
-        help_text = f"{option.metadata['help']} (default: {_shown(default)})"
+        shown = option.metadata.get("shown") or _shown(default)
+        help_text = f"{option.metadata['help']} (default: {shown})"
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=SUPPRESS, help=help_text

@@ -32,6 +32,7 @@ from clearn.epn import check_gamma
 from clearn.models import MODELS, backbone
 from clearn.powerprop import check_alpha
 from clearn.pruning import DEFAULT_SCOPE, SCOPES
+from clearn.task_inference import METHODS
 from scenarios.streams import STREAM_NAMES
 
 __all__ = [
@@ -77,9 +78,10 @@ def brief(value: object) -> str:
 
 
 def _option(default: Any = MISSING, *, help: str, choices: tuple[str, ...] | None = None,
-            factory: Any = MISSING) -> Any:
-    """A RunConfig field with its command-line help (and choices): the CLI is built from these."""
-    metadata = {"help": help, "choices": choices}
+            factory: Any = MISSING, shown: str | None = None) -> Any:
+    """A RunConfig field with its command-line help (and choices, and how its default reads
+    when the value alone would not say): the CLI is built from these."""
+    metadata = {"help": help, "choices": choices, "shown": shown}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -173,6 +175,12 @@ class RunConfig:
         help="epn/packnet: also evaluate without task labels (task inferred per example); "
         "adds the task-agnostic and task-id accuracy matrices to results.json",
     )
+    task_inference: str | None = _option(
+        None,
+        help="with --task-agnostic: how each example's task is found",
+        choices=tuple(METHODS),
+        shown="inputs where every task's inputs are recorded, as epn/packnet do, else example",
+    )
     seed: int = _option(0, help="seed of data order, permutations and initialisation")
     train_per_class: int | None = _option(
         None, help="keep this many training images per class (seeded), to study small data"
@@ -246,6 +254,16 @@ class RunConfig:
                 f"task_agnostic inference needs a packed network "
                 f"({', '.join(n for n in STRATEGY_NAMES if spec_for(n).packs)}), not "
                 f"{self.strategy}"
+            )
+        if self.task_inference is not None and self.task_inference not in METHODS:
+            raise ValueError(
+                f"unknown task_inference {brief(self.task_inference)}; choose one of "
+                f"{', '.join(METHODS)}"
+            )
+        if self.task_inference is not None and not self.task_agnostic:
+            raise ValueError(
+                "task_inference chooses how task_agnostic evaluation finds the task: give "
+                "task_agnostic too (--task-agnostic)"
             )
         if self.train_per_class is not None and self.train_per_class < 2:
             raise ValueError(

@@ -29,6 +29,9 @@ QUICK = ["--scenario", "permuted-digits", "--tasks", "2", "--epochs", "1", "--hi
         ("init_scale = inf", "init_scale must be a finite number"),
         ("tasks = 1000000", "at most 32766"),
         ('device = "foo"', "device must be auto, cpu or cuda"),
+        ('task_agnostic = true\ntask_inference = "nearest"',
+         "unknown task_inference 'nearest'; choose one of example, batch, one-shot, inputs"),
+        ('task_inference = "inputs"', "task_inference chooses how task_agnostic evaluation"),
     ],
 )
 def test_a_bad_config_value_is_one_line_before_anything_is_written(tmp_path, cli, toml, message):

@@ -201,3 +201,19 @@ def test_task_agnostic_matrices_are_bounded_by_the_task_aware_one(tmp_path):
             if b is not None:
                 assert 0 <= b <= a and 0 <= t <= 1  # right needs the task and the class
     assert results.task_id_matrix[0][0] == 1.0  # one trained task: always found
+
+
+def test_task_agnostic_runs_find_the_task_by_the_input_model_unless_told_otherwise(tmp_path):
+    # Bug: the run evaluated with the entropy of the heads ("example") while infer_task's
+    # default is the input model. Each permutation's inputs are told apart by their model;
+    # the heads' entropy misses many (docs/results/task_inference.md).
+    options = {"scenario": "permuted-digits", "tasks": 2, "epochs": 2, "hidden": [32],
+               "task_agnostic": True}  # fmt: skip
+    default = run_experiment(RunConfig(**options), tmp_path / "default")
+    entropy = run_experiment(RunConfig(**options, task_inference="example"), tmp_path / "entropy")
+    assert default.config["task_inference"] is None
+    assert entropy.config["task_inference"] == "example"
+    assert default.task_id_matrix[-1] == [1.0, 1.0]
+    assert min(entropy.task_id_matrix[-1]) < 1.0
+    assert default.accuracy_matrix == entropy.accuracy_matrix  # only the evaluation differs
+    assert default.task_agnostic_matrix[-1] == default.accuracy_matrix[-1]
