@@ -56,16 +56,19 @@ if _IN_MAIN_THREAD:  # loaded: from here on Ctrl-C is KeyboardInterrupt, which m
 
 __all__ = ["main"]
 
-LONGEST_MESSAGE = 400
-"""Longest error message printed (a value from a file or a library's error can be huge)."""
+LONGEST_MESSAGE = 1200
+"""Longest error message printed (a value from a file or a library's error can be huge);
+room for a message that names two deep paths and its fix."""
 
 
 def _one_line(message: object) -> str:
-    """`message` as one line of at most LONGEST_MESSAGE characters."""
+    """`message` as one line of at most about LONGEST_MESSAGE characters: a longer one keeps
+    its start (what was wrong) and its end (how to fix it)."""
     line = " ".join(str(message).split())
     if len(line) <= LONGEST_MESSAGE:
         return line
-    return f"{line[: LONGEST_MESSAGE - 30]}... ({len(line):,} characters)"
+    half = LONGEST_MESSAGE // 2 - 20
+    return f"{line[:half]} ... ({len(line):,} characters) ... {line[-half:]}"
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):

@@ -153,6 +153,14 @@ def test_missing_mnist_says_where_it_looked(tmp_path, cli):
     assert str(tmp_path / "MNIST" / "raw") in error and "--download" in error
 
 
+def test_a_missing_data_set_under_a_deep_folder_still_says_how_to_get_it(tmp_path, cli):
+    deep = tmp_path.joinpath(*[f"level-{n:02d}-of-a-cluster-scratch-path" for n in range(8)])
+    deep.mkdir(parents=True)
+    code, _, error = cli("run", "--scenario", "split-mnist", "--data-root", str(deep))
+    assert code == 2 and len(error.strip().splitlines()) == 1
+    assert "--download" in error and str(deep / "MNIST" / "raw") in error
+
+
 def test_unwritable_output_folder_is_a_clear_error(tmp_path, cli):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
