@@ -23,6 +23,7 @@ from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
 from benchmarks.report import write_results_page
 from clearn.app.config import RunConfig
 from clearn.app.plots import plot_peer_frontiers
+from clearn.app.registry import spec_for
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table, percent
 from scenarios.datasets import DEBIAN_FASHION_MNIST
@@ -69,7 +70,7 @@ def _streams(quick: bool) -> dict[str, dict[str, Any]]:
 
 def _config(stream: dict, protocol: str, method: str, point: dict) -> RunConfig:
     options, _ = METHODS[method]
-    packing = method in ("epn", "packnet") and protocol == "WSN protocol"
+    packing = spec_for(options["strategy"]).packs and protocol == "WSN protocol"
     extra = WSN_PROTOCOL_PACKING if packing else {}
     return RunConfig(**{**stream, **PROTOCOLS[protocol], **options, **extra, **point}).validate()
 
