@@ -15,7 +15,7 @@ import tomli_w
 import torch
 
 from clearn.app.io import write_text_atomic
-from clearn.app.registry import STRATEGIES, STRATEGY_NAMES, spec_for
+from clearn.app.registry import STRATEGIES, STRATEGY_NAMES, StrategySpec, spec_for
 from clearn.defaults import (
     DEFAULT_ALPHA,
     DEFAULT_BATCH_SIZE,
@@ -208,6 +208,14 @@ class RunConfig:
         """Check every option, its type first; return self."""
         self._check_types()
         resolved = self.resolved()
+        self._check_names(resolved)
+        self._check_numbers()
+        self._check_combinations(spec_for(self.strategy))
+        self._check_training(resolved)
+        return self
+
+    def _check_names(self, resolved: RunConfig) -> None:
+        """Named choices (scenario, strategy, model, optimizer) and the core's own checks."""
         if self.scenario not in STREAM_NAMES:
             raise ValueError(
                 f"unknown scenario {brief(self.scenario)}; choose one of {', '.join(STREAM_NAMES)}"
@@ -217,7 +225,6 @@ class RunConfig:
                 f"unknown strategy {brief(self.strategy)}; choose one of "
                 f"{', '.join(STRATEGY_NAMES)}"
             )
-        spec = spec_for(self.strategy)
         check_alpha(self.alpha)
         check_seed(self.seed)
         check_gamma(self.gamma)
@@ -229,6 +236,9 @@ class RunConfig:
             raise ValueError(
                 f"unknown optimizer {brief(self.optimizer)}; choose one of {', '.join(OPTIMIZERS)}"
             )
+
+    def _check_numbers(self) -> None:
+        """Sizes and ranges of the stream, the network and the optimizer."""
         if self.alpha > MAX_ALPHA:
             raise ValueError(
                 f"alpha must be at most {MAX_ALPHA:g} (w = |θ|^α underflows beyond; the "
@@ -249,6 +259,9 @@ class RunConfig:
         if self.regularisation is not None and self.regularisation < 0:
             raise ValueError(f"regularisation must not be negative, got {self.regularisation:g}")
         check_device(self.device)
+
+    def _check_combinations(self, spec: StrategySpec) -> None:
+        """Options that hold only with the strategy or another option."""
         if self.task_agnostic and not spec.packs:
             raise ValueError(
                 f"task_agnostic inference needs a packed network "
@@ -275,6 +288,9 @@ class RunConfig:
             raise ValueError(
                 f"epochs must be at least {spec.min_epochs} for {self.strategy}, got {self.epochs}"
             )
+
+    def _check_training(self, resolved: RunConfig) -> None:
+        """The training budget, pruning and the network's options."""
         if self.patience < 0:
             raise ValueError(f"patience must be 0 (off) or a number of epochs, got {self.patience}")
         if self.retrain_epochs < 0:
@@ -297,7 +313,6 @@ class RunConfig:
                 f"free_weights must be one of {', '.join(FREE_WEIGHTS)}, got "
                 f"{brief(self.free_weights)}"
             )
-        return self
 
     def _check_model(self) -> None:
         """The model takes the scenario's images and its parameters fit in the memory of the
