@@ -19,8 +19,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# One test worker per core (pytest-xdist); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
+
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The demo starts afresh each time: clearn never overwrites a results folder by itself.
 demo: install

@@ -1,11 +1,20 @@
 """Fixtures shared by every test folder: data files in their real on-disk formats."""
 
 import gzip
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per test worker (make test runs one worker per core): several torch processes
+    # with default threads on few cores slow each other by orders of magnitude. Subprocesses
+    # the tests start (the command line) inherit it.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> Path:
