@@ -18,6 +18,9 @@ computes or which plugin hears which callback:
 - `stores_plain_examples`: whether an Avalanche dataset serves its inputs as stored,
   read from its private tree of `_FlatDataWithTransform` nodes (`_datasets`,
   `_transform_groups`, `_frozen_transform_groups`; transforms as `TupleTransform`).
+- `PackNetPlugin`: Avalanche's plugin rebuilds the optimizer at each experience as
+  `type(optimizer)(parameters, **optimizer.defaults)`, which torch's AdamW refuses (its
+  defaults list `decoupled_weight_decay`, its constructor does not take it).
 - `AppendingCSVLogger`: Avalanche's CSVLogger truncates its files when it opens them.
 - `WandBLogger`: Avalanche's WandBLogger calls `wandb.util.generate_id` and `wandb.viz`,
   gone from the wandb releases that install beside this stack.
@@ -28,6 +31,7 @@ Avalanche's own `save_checkpoint`, which fails on this stack, is replaced by
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from pathlib import Path
@@ -36,6 +40,8 @@ from avalanche.benchmarks.utils.transforms import TupleTransform
 from avalanche.evaluation.metric_definitions import GenericPluginMetric
 from avalanche.logging import CSVLogger
 from avalanche.logging import WandBLogger as _AvalancheWandBLogger
+from avalanche.models.packnet import PackNetPlugin as _AvalanchePackNetPlugin
+from torch.optim import Optimizer
 
 from strategies.metric_keys import CAPACITY
 
@@ -44,8 +50,10 @@ __all__ = [
     "EVAL_ITERATION_EVENTS",
     "TRAINING_ITERATION_EVENTS",
     "AppendingCSVLogger",
+    "PackNetPlugin",
     "TaskAwareForward",
     "WandBLogger",
+    "fresh_optimizer",
     "mark_optimizer_set_up",
     "metric_mode",
     "minibatch_task_labels",
@@ -216,3 +224,19 @@ class WandBLogger(_AvalancheWandBLogger):
             self.wandb.log({name: value}, step=self.step)
             return
         super().log_single_metric(name, value, x_plot)
+
+
+def fresh_optimizer(optimizer: Optimizer, parameters) -> Optimizer:
+    """A new optimizer of `optimizer`'s class and settings over `parameters`, passing only
+    the settings its constructor takes."""
+    accepted = inspect.signature(type(optimizer)).parameters
+    settings = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    return type(optimizer)(parameters, **settings)
+
+
+class PackNetPlugin(_AvalanchePackNetPlugin):
+    """Avalanche's PackNetPlugin, its per-experience optimizer reset done with
+    `fresh_optimizer` so that every torch optimizer (AdamW included) can be reset."""
+
+    def before_training_exp(self, strategy, *args, **kwargs) -> None:
+        strategy.optimizer = fresh_optimizer(strategy.optimizer, strategy.model.parameters())

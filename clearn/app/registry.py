@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from avalanche.models.packnet import PackNetModel, PackNetPlugin
+from avalanche.models.packnet import PackNetModel
 from avalanche.training import EWC, LwF, Naive, SynapticIntelligence
 from avalanche.training.supervised.joint_training import JointTraining
 from avalanche.training.templates import SupervisedTemplate
@@ -20,6 +20,7 @@ from clearn.hat import DEFAULT_C as HAT_C
 from clearn.hat import DEFAULT_LR as HAT_LR
 from clearn.subnet_training import DEFAULT_SUPSUP_LR, DEFAULT_WSN_LR
 from scenarios.streams import TaskStream
+from strategies.avalanche_compat import PackNetPlugin
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.hat import HAT
 from strategies.hat_model import HatNetwork

@@ -3,6 +3,7 @@ one patch or relied-on internal exists for, and fails when an Avalanche upgrade 
 (then revisit the patch named in the test)."""
 
 import inspect
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from avalanche.core import BaseSGDPlugin
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import CSVLogger
 from avalanche.logging import WandBLogger as AvalancheWandBLogger
+from avalanche.models.packnet import PackNetPlugin as AvalanchePackNetPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
@@ -21,6 +23,7 @@ from torch.utils.data import TensorDataset
 from strategies.avalanche_compat import (
     EVAL_ITERATION_EVENTS,
     TRAINING_ITERATION_EVENTS,
+    PackNetPlugin,
     mark_optimizer_set_up,
     metric_mode,
     stores_plain_examples,
@@ -154,3 +157,20 @@ def test_a_datasets_input_transforms_are_read_from_its_private_tree():
     assert stores_plain_examples(plain.train_stream[0].dataset)
     assert stores_plain_examples(plain.test_stream[0].dataset)
     assert not stores_plain_examples(transformed.train_stream[0].dataset)
+
+
+@pytest.mark.parametrize("kind", [torch.optim.AdamW, torch.optim.Adam, torch.optim.SGD])
+def test_packnets_optimizer_reset_fails_on_adamw_and_the_patch_resets_every_optimizer(kind):
+    model = nn.Linear(3, 2)
+    momentum = {"momentum": 0.9} if kind is torch.optim.SGD else {}
+    settings = {"lr": 0.01, "weight_decay": 0.01, **momentum}
+    for plugin in (AvalanchePackNetPlugin(post_prune_epochs=1), PackNetPlugin(post_prune_epochs=1)):
+        strategy = SimpleNamespace(model=model, optimizer=kind(model.parameters(), **settings))
+        if kind is torch.optim.AdamW and type(plugin) is AvalanchePackNetPlugin:
+            with pytest.raises(TypeError, match="decoupled_weight_decay"):
+                plugin.before_training_exp(strategy)
+            continue
+        before = strategy.optimizer
+        plugin.before_training_exp(strategy)
+        assert type(strategy.optimizer) is kind and strategy.optimizer is not before
+        assert strategy.optimizer.defaults == before.defaults

@@ -6,9 +6,12 @@ import random
 import pytest
 import torch
 
+from clearn import packing
+from clearn.app import io as io_module
 from clearn.app import run as run_module
 from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
+from clearn.app.registry import STRATEGY_NAMES
 
 RESULT_KEYS = ("accuracy_matrix", "acc", "bwt", "forgetting", "capacity", "free_fraction")
 TINY = dict(scenario="permuted-digits", tasks=2, epochs=2, hidden=[8], patience=0, seed=0)
@@ -71,10 +74,8 @@ def stop_at_step(config: RunConfig, out, monkeypatch, kind, at: int) -> None:
             run_experiment(config, out, resume=True)
 
 
-@pytest.mark.parametrize(
-    ("strategy", "optimizer"),
-    [("epn", "momentum"), ("naive", "momentum"), ("epn", "adam"), ("ewc", "adamw")],
-)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("strategy", [name for name in STRATEGY_NAMES if name != "joint"])
 def test_resumed_after_a_checkpoint_and_again_mid_task_gives_the_same_results(
     strategy, optimizer, tmp_path, monkeypatch
 ):
@@ -108,3 +109,55 @@ def test_joint_stopped_after_its_checkpoint_does_not_train_again(tmp_path, monke
     assert steps[0] == 0
     for key in RESULT_KEYS:
         assert got[key] == expected[key], key
+
+
+def _resumed_equals_straight(config: RunConfig, tmp_path, monkeypatch, stop_somewhere) -> None:
+    kind = OPTIMIZERS["adam"][1]
+    expected, _ = straight(config, tmp_path / "straight", monkeypatch, kind)
+    out = tmp_path / "stopped"
+    with monkeypatch.context() as patched:
+        stop_somewhere(patched)
+        with pytest.raises(Stop):
+            run_experiment(config, out)
+    got = run_experiment(config, out, resume=True).to_dict()
+    for key in RESULT_KEYS:
+        assert got[key] == expected[key], key
+
+
+def test_stopped_in_the_middle_of_the_second_tasks_search_resumes_exactly(tmp_path, monkeypatch):
+    original, calls = packing.search_kept_fraction, [0]
+
+    def search_then_stop(score_at, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            score_at(0.5)  # mid-search: a candidate was scored, nothing decided
+            raise Stop
+        return original(score_at, **kwargs)
+
+    config = RunConfig(**TINY, **OPTIMIZERS["adam"][0], strategy="epn")
+    _resumed_equals_straight(
+        config, tmp_path, monkeypatch,
+        lambda patched: patched.setattr(packing, "search_kept_fraction", search_then_stop),
+    )  # fmt: skip
+    assert calls[0] == 2
+
+
+def test_stopped_while_a_checkpoint_is_written_resumes_exactly_from_the_one_before(
+    tmp_path, monkeypatch
+):
+    original, renames = io_module.os.replace, [0]
+
+    def replace_then_stop(source, target):
+        if str(target).endswith(".pt"):
+            renames[0] += 1
+            if renames[0] == 2:  # the second checkpoint is written but not yet in place
+                raise Stop
+        return original(source, target)
+
+    config = RunConfig(**TINY, **OPTIMIZERS["adam"][0], strategy="epn")
+    _resumed_equals_straight(
+        config, tmp_path, monkeypatch,
+        lambda patched: patched.setattr(io_module.os, "replace", replace_then_stop),
+    )  # fmt: skip
+    assert renames[0] >= 2
+    assert not list((tmp_path / "stopped").rglob("*.tmp"))
