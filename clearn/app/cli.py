@@ -3,14 +3,18 @@
 # ruff: noqa: E402 - the Ctrl-C handler below is set before the slow imports it covers.
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """Ctrl-C while the command line's modules load: one line, exit code 1."""
-    print("clearn: interrupted while starting; nothing was written", file=sys.stderr)
-    raise SystemExit(1)
+    """Ctrl-C while the command line's modules load: one line, exit code 1, at once. Not an
+    exception: raised inside a library's import, it can surface as another error with a
+    traceback (matplotlib and scipy turn it into a ValueError or a RecursionError)."""
+    sys.stderr.write("clearn: interrupted while starting; nothing was written\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 # Nothing slow before this (not even `threading`): the handler covers all but Python's own
@@ -24,7 +28,6 @@ except ValueError:
 import argparse
 import dataclasses
 import errno
-import os
 import tomllib
 import typing
 from argparse import SUPPRESS
