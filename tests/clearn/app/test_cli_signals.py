@@ -14,7 +14,7 @@ ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQ
 RUN = ["run", "--scenario", "permuted-digits", "--tasks", "3", "--epochs", "3", "--hidden", "8"]
 
 
-@pytest.mark.parametrize("delay", [0.25, 0.5, 0.8, 1.1, 1.3, 1.6, 2.0, 3.0])
+@pytest.mark.parametrize("delay", [0.25, 0.8, 1.3, 2.0, 3.0])
 def test_ctrl_c_after_any_delay_is_one_line_and_exit_1(delay, tmp_path):
     """Delays from the interpreter's first imports (torch) to the middle of training;
     whatever the moment, what the user sees is the same."""
