@@ -237,12 +237,13 @@ def run(*, device: str = "cuda") -> dict:
         f"ResNet-18 packed step / bare, fp32: {resnet['epn_default_alpha_vs_bare']:.3f} "
         f"(target ≤ {TARGET_RESNET_LOOP:.2f}: {verdict})"
     )
-    print(table(rows), summary, sep="\n")
+    text = table(rows)
+    print(text, summary, sep="\n")
     name = "gpu-quick" if dry_run else "gpu"
     result = {"device": str(where), "sizes": sizes.__dict__, "rows": rows, "summary": summary}
     save_result(name, result)
     write_results_page(
-        name, title="GPU check: packed steps vs a bare loop", body=f"{table(rows)}\n\n{summary}",
+        name, title="GPU check: packed steps vs a bare loop", body=f"{text}\n\n{summary}",
         command=f"benchmarks/gpu.sh --device {device}", seconds=time.perf_counter() - start,
         configs={}, defaults=sizes.__dict__,
     )  # fmt: skip

@@ -183,7 +183,7 @@ def run(*, quick: bool = False) -> dict:
         "peers" if not quick else "peers-quick",
         title="The mask methods side by side (`python -m benchmarks --only peers`)",
         body=body,
-        command=" ".join(["python -m benchmarks", *sys.argv[1:]]) or "python -m benchmarks",
+        command=" ".join(["python -m benchmarks", *sys.argv[1:]]),
         seconds=time.perf_counter() - began,
         configs={" · ".join(key): config.to_dict() for key, (config, _) in runs.items()},
         defaults=RunConfig().to_dict(),

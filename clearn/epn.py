@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# Still imported from here by clearn.network (another change is splitting it): import
-# defaults from clearn.defaults.
-from clearn.defaults import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP, KEPT_CANDIDATES  # noqa: F401
+from clearn.defaults import KEPT_CANDIDATES
 
 __all__ = [
     "KeptSearch",

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from clearn.capacity import Capacity
-from clearn.epn import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
+from clearn.defaults import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.powerprop import PRUNABLE_LAYER_TYPES, apply_powerprop, prunable_layers, stored_weight
 from clearn.task_density import TaskDensity
 from clearn.task_mask import TaskMask, add_task_masks, owner_capacity, superpose_masks

@@ -83,9 +83,11 @@ class TaskDensity(nn.Module):
             flat = inputs.flatten(1).double()
             if self.per_class and (labels is None or len(labels) != len(flat)):
                 raise ValueError("a per-class density needs one label per input to fit")
-            keys = labels if self.per_class else torch.zeros(len(flat), dtype=torch.long)
-            for key in keys.unique().tolist():
-                moments.setdefault(key, _Moments()).add(flat[keys == key])
+            if not self.per_class:
+                moments.setdefault(0, _Moments()).add(flat)
+                continue
+            for key in labels.unique().tolist():
+                moments.setdefault(key, _Moments()).add(flat[labels == key])
         pooled = _Moments.pooled(moments.values())
         if pooled.count < 2:
             raise ValueError(f"task {task} needs at least two inputs to fit, got {pooled.count}")

@@ -24,7 +24,7 @@ class TaskBatchNorm(nn.Module):
         self.norms = nn.ModuleList([norm])
         """The BatchNorm of each task, in task order (grown by `ensure`)."""
         self.view_task = 0
-        """Task whose BatchNorm answers (set by PackedNetwork.select)."""
+        """Task whose BatchNorm answers (set through the network's `viewing`)."""
 
     def ensure(self, tasks: int) -> None:
         """Hold a BatchNorm for tasks 0..tasks-1 (new ones copy the last)."""

@@ -27,7 +27,6 @@ except ValueError:
 
 import argparse
 import dataclasses
-import errno
 import tomllib
 import typing
 from argparse import SUPPRESS
@@ -467,9 +466,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
-        if error.errno == errno.EPIPE:
-            _silence_stdout()
-            return 1
         where = f": {error.filename}" if error.filename else ""
         message = _one_line(f"{error.strerror or error}{where}")
         print(f"{command}: error: {message}", file=sys.stderr)

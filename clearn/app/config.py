@@ -225,7 +225,7 @@ class RunConfig:
                 f"unknown strategy {brief(self.strategy)}; choose one of "
                 f"{', '.join(STRATEGY_NAMES)}"
             )
-        check_alpha(self.alpha)
+        check_run_alpha(self.alpha)
         check_seed(self.seed)
         check_gamma(self.gamma)
         if self.model not in MODELS:
@@ -239,11 +239,6 @@ class RunConfig:
 
     def _check_numbers(self) -> None:
         """Sizes and ranges of the stream, the network and the optimizer."""
-        if self.alpha > MAX_ALPHA:
-            raise ValueError(
-                f"alpha must be at most {MAX_ALPHA:g} (w = |θ|^α underflows beyond; the "
-                f"Powerprop paper uses 1 to 5), got {self.alpha:g}"
-            )
         if self.tasks is not None and not 1 <= self.tasks <= MAX_TASKS:
             raise ValueError(
                 f"tasks must be at least 1 and at most {MAX_TASKS} (the most that ownership "
@@ -381,6 +376,16 @@ def _type_name(kind: object) -> str:
     if kind in names:
         return names[kind]
     return " or ".join("unset" if t is type(None) else _type_name(t) for t in typing.get_args(kind))
+
+
+def check_run_alpha(alpha: float) -> float:
+    """`alpha` as the core checks it, and at most MAX_ALPHA; ValueError otherwise."""
+    if check_alpha(alpha) > MAX_ALPHA:
+        raise ValueError(
+            f"alpha must be at most {MAX_ALPHA:g} (w = |θ|^α underflows beyond; the "
+            f"Powerprop paper uses 1 to 5), got {alpha:g}"
+        )
+    return alpha
 
 
 def check_seed(seed: int) -> int:

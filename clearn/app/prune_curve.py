@@ -18,14 +18,14 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from clearn.app.config import MAX_ALPHA, check_device, check_seed
+from clearn.app.config import check_device, check_run_alpha, check_seed
 from clearn.app.io import write_json_atomic
 from clearn.app.plots import plot_prune_curve
 from clearn.app.run_folder import claim_run_folder
 from clearn.app.tables import markdown_table
 from clearn.export import plain_copy
 from clearn.models import mlp
-from clearn.powerprop import apply_powerprop, check_alpha, effective_weights
+from clearn.powerprop import apply_powerprop, effective_weights
 from clearn.pruning import Scope, magnitude_masks
 from scenarios.datasets import ImageData, load_dataset
 
@@ -67,11 +67,7 @@ class PruneCurveConfig:
     def __post_init__(self) -> None:
         """Check every setting; ValueError naming the one to change."""
         for alpha in self.alphas:
-            if check_alpha(alpha) > MAX_ALPHA:
-                raise ValueError(
-                    f"alpha must be at most {MAX_ALPHA:g} (w = |θ|^α underflows beyond; the "
-                    f"Powerprop paper uses 1 to 5), got {alpha:g}"
-                )
+            check_run_alpha(alpha)
         if not self.alphas:
             raise ValueError("give at least one alpha")
         check_seed(self.seed)
