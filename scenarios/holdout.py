@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["held_out_positions"]
+__all__ = ["held_out_mask", "held_out_positions"]
 
 
 def held_out_positions(order: Tensor, labels: Tensor, count: int) -> Tensor:
@@ -21,3 +21,10 @@ def held_out_positions(order: Tensor, labels: Tensor, count: int) -> Tensor:
     last = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
     last = last.scatter_reduce(0, ordered, positions, reduce="amax")
     return positions[positions < last[ordered]][:count]
+
+
+def held_out_mask(order: Tensor, labels: Tensor, count: int) -> Tensor:
+    """True at the positions in `order` that `held_out_positions` holds out."""
+    held = torch.zeros(len(order), dtype=torch.bool)
+    held[held_out_positions(order, labels, count)] = True
+    return held

@@ -25,7 +25,7 @@ from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from torch import Tensor
 
 from scenarios.datasets import ImageData, load_dataset, subsample_per_class
-from scenarios.holdout import held_out_positions
+from scenarios.holdout import held_out_mask
 from scenarios.tasks import TaskSplit, TaskSplitDataset
 
 __all__ = [
@@ -101,8 +101,7 @@ def _train_valid_rows(
 ) -> tuple[Tensor, Tensor]:
     """Training and validation rows: a seeded random `fraction` held out, no class emptied."""
     order = torch.randperm(len(labels), generator=generator)
-    held = torch.zeros(len(labels), dtype=torch.bool)
-    held[held_out_positions(order, labels, max(1, round(fraction * len(labels))))] = True
+    held = held_out_mask(order, labels, max(1, round(fraction * len(labels))))
     return order[~held].sort().values, order[held].sort().values
 
 

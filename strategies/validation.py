@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from clearn.defaults import DEFAULT_VALIDATION_SHARE
 from clearn.evaluation import TaskScore, task_score
-from scenarios.holdout import held_out_positions
+from scenarios.holdout import held_out_mask
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
@@ -82,8 +82,7 @@ class ValidationData:
         labels = torch.zeros(len(dataset), dtype=torch.long) if targets is None else (
             torch.as_tensor(list(targets), dtype=torch.long)
         )  # fmt: skip
-        held = torch.zeros(len(dataset), dtype=torch.bool)
-        held[held_out_positions(order, labels, count)] = True
+        held = held_out_mask(order, labels, count)
         if not held.any():
             raise ValueError(
                 f"task {task}: each class has a single training example, so none can be held "
