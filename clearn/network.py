@@ -150,10 +150,15 @@ class PackedNetwork(TaskViews):
         """Per masked layer, which weights some trained task uses (owns, here)."""
         return {name: mask.used() for name, mask in self.masks.items()}
 
+    @property
+    def layers(self) -> dict[str, nn.Module]:
+        """The masked backbone layers, by name."""
+        modules = dict(self.backbone.named_modules())
+        return {name: modules[name] for name in self.masks}
+
     def masked_weights(self) -> dict[str, nn.Parameter]:
         """The stored weight (θ) of each masked layer, by layer name: what the masks share."""
-        layers = dict(self.backbone.named_modules())
-        return {name: stored_weight(layers[name]) for name in self.masks}
+        return {name: stored_weight(layer) for name, layer in self.layers.items()}
 
     def _own_modules(self, task: int) -> dict[str, nn.Module]:
         """Task `task`'s own modules by their names in the network: head, BatchNorm copies."""

@@ -181,11 +181,6 @@ class TaskPacker:
             allowed = " or ".join(p.value for p in phases)
             raise PhaseError(f"this step needs phase {allowed}; the packer is {self.phase.value}")
 
-    @property
-    def _layers(self) -> dict[str, nn.Module]:
-        backbone = dict(self.network.backbone.named_modules())
-        return {name: backbone[name] for name in self.network.masks}
-
     def begin_task(self, task: int, *, allow_frozen_features: bool = False) -> None:
         """IDLE → TRAINING. Redraw the free weights, freeze everything not task `task`'s.
 
@@ -209,7 +204,7 @@ class TaskPacker:
                 f"allow training the head on frozen features (allow_frozen_features=True)"
             )
         if task == 0 or self.redraw_free:
-            layers = self._layers
+            layers = self.network.layers
             for name, mask in network.masks.items():
                 reinitialise_(layers[name], mask.free(), self._generator, scale=self.init_scale)
         for norm in network.norms.values():

@@ -113,12 +113,6 @@ class SubnetNetwork(PackedNetwork):
             masks[name] = mask
         return masks
 
-    @property
-    def layers(self) -> dict[str, nn.Module]:
-        """The masked backbone layers, by name."""
-        modules = dict(self.backbone.named_modules())
-        return {name: modules[name] for name in self.masks}
-
     def _point_masks(self, task: int | None) -> None:
         """Point every mask at task `task`: its stored mask, or the live mask of the scores
         while it trains; None shows all weights."""
