@@ -9,7 +9,7 @@ from clearn.network import PackedNetwork
 from strategies.experience import task_label
 from strategies.model_lookup import the_one
 
-__all__ = ["InputStatisticsPlugin", "packed_network"]
+__all__ = ["InputStatisticsPlugin", "packed_network", "record_training_inputs"]
 
 
 def packed_network(model: nn.Module) -> PackedNetwork:
@@ -18,6 +18,12 @@ def packed_network(model: nn.Module) -> PackedNetwork:
         model, PackedNetwork, needed_by="task packing packs",
         build="strategies.TaskNetwork(backbone=...)",
     )
+
+
+def record_training_inputs(network: PackedNetwork, task: int, dataloader) -> None:
+    """Fit task `task`'s input model from one pass over its training batches (inputs and
+    labels, for a per-class model)."""
+    network.record_inputs(task, (batch[:2] for batch in dataloader))
 
 
 class InputStatisticsPlugin(SupervisedPlugin):
@@ -35,4 +41,4 @@ class InputStatisticsPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy, **kwargs) -> None:
         network = packed_network(strategy.model)
         task = task_label(strategy.experience)
-        network.record_inputs(task, (batch[:2] for batch in strategy.dataloader))
+        record_training_inputs(network, task, strategy.dataloader)

@@ -13,6 +13,7 @@ from clearn.packing import zero_gradient_moves_nothing
 from clearn.subnet_network import SubnetNetwork
 from clearn.subnet_training import SubnetTrainer
 from strategies.experience import task_label
+from strategies.input_statistics import record_training_inputs
 from strategies.model_lookup import the_one
 
 __all__ = ["SubnetPlugin", "SubnetReport"]
@@ -95,7 +96,7 @@ class SubnetPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         task = self.trainer.task
-        self.network.record_inputs(task, (batch[0] for batch in strategy.dataloader))
+        record_training_inputs(self.network, task, strategy.dataloader)
         masks = self.trainer.end_task()
         total = sum(mask.numel() for mask in masks.values())
         capacity = self.network.capacity()
