@@ -366,14 +366,6 @@ VERDICT_HEADER = (
 )
 HEADER = (
     "stream tasks",
-    "setting",
-    "best method",
-    "passes to find the task",
-    "task-agnostic − task-aware ACC, points (long streams: the bound)",
-    "target (≥ −1.0)",
-)
-HEADER = (
-    "stream tasks",
     "method",
     "passes to find the task",
     "task-id % per example",
