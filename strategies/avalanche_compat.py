@@ -18,6 +18,10 @@ computes or which plugin hears which callback:
 - `stores_plain_examples`: whether an Avalanche dataset serves its inputs as stored,
   read from its private tree of `_FlatDataWithTransform` nodes (`_datasets`,
   `_transform_groups`, `_frozen_transform_groups`; transforms as `TupleTransform`).
+- `stored_examples`: the same datasets' inputs, class and task labels gathered at once, by
+  resolving indices through the `FlatData` tree (`_datasets`, `_indices`,
+  `_cumulative_sizes`) down to leaf TensorDatasets and label sequences (`ConstantSequence`'s
+  `_constant_value`).
 - `PackNetPlugin`: Avalanche's plugin rebuilds the optimizer at each experience as
   `type(optimizer)(parameters, **optimizer.defaults)`, which torch's AdamW refuses (its
   defaults list `decoupled_weight_decay`, its constructor does not take it).
@@ -34,14 +38,20 @@ from __future__ import annotations
 import inspect
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import torch
+from avalanche.benchmarks.utils.data_attribute import DataAttribute
+from avalanche.benchmarks.utils.flat_data import ConstantSequence, FlatData
 from avalanche.benchmarks.utils.transforms import TupleTransform
 from avalanche.evaluation.metric_definitions import GenericPluginMetric
 from avalanche.logging import CSVLogger
 from avalanche.logging import WandBLogger as _AvalancheWandBLogger
 from avalanche.models.packnet import PackNetPlugin as _AvalanchePackNetPlugin
 from torch.optim import Optimizer
+from torch.utils.data import TensorDataset
 
 from strategies.metric_keys import CAPACITY
 
@@ -57,6 +67,7 @@ __all__ = [
     "mark_optimizer_set_up",
     "metric_mode",
     "minibatch_task_labels",
+    "stored_examples",
     "stores_plain_examples",
     "template_hook",
 ]
@@ -136,6 +147,90 @@ def stores_plain_examples(dataset) -> bool:
             return False
         pending.extend(getattr(node, "_datasets", ()))
     return True
+
+
+def _leaves(node, positions: np.ndarray) -> Iterator[tuple[object, np.ndarray, np.ndarray]]:
+    """(leaf, where in `positions`, index in the leaf) for each leaf of a FlatData tree that
+    the examples at `positions` come from (what `FlatData._get_idx` does one at a time)."""
+    if isinstance(node, DataAttribute):  # an attribute nested in another: its values
+        node = node.data
+    if not isinstance(node, FlatData):
+        yield node, np.arange(len(positions)), positions
+        return
+    if node._indices is not None:
+        positions = np.fromiter(node._indices, np.int64, len(node._indices))[positions]
+    starts = np.asarray([0, *node._cumulative_sizes[:-1]], dtype=np.int64)
+    child = np.searchsorted(np.asarray(node._cumulative_sizes), positions, side="right")
+    for j in np.unique(child):
+        chosen = np.flatnonzero(child == j)
+        for leaf, where, local in _leaves(node._datasets[j], positions[chosen] - starts[j]):
+            yield leaf, chosen[where], local
+
+
+def _gathered(data, count: int, read) -> torch.Tensor | None:
+    """The `count` items of a FlatData tree, `read(leaf, indices)` from each leaf (None
+    where a leaf cannot be read at once)."""
+    parts = []
+    for leaf, where, local in _leaves(data, np.arange(count)):
+        values = read(leaf, torch.from_numpy(local))
+        if values is None:
+            return None
+        parts.append((torch.from_numpy(where), values))
+    if not parts:
+        return None
+    first = parts[0][1]
+    if len(parts) == 1:  # `_leaves` keeps the order: every item from one leaf, in order
+        return first
+    out = first.new_empty((count, *first.shape[1:]))
+    for where, values in parts:
+        out[where] = values
+    return out
+
+
+def _tensor_inputs(leaf, indices: torch.Tensor) -> torch.Tensor | None:
+    # A TensorDataset, or a subclass that serves its examples the same way: inputs first.
+    if type(leaf).__getitem__ is not TensorDataset.__getitem__ or not leaf.tensors:
+        return None
+    return leaf.tensors[0][indices]
+
+
+def _label_values(leaf, indices: torch.Tensor) -> torch.Tensor | None:
+    if isinstance(leaf, ConstantSequence):
+        return torch.full((len(indices),), leaf._constant_value)
+    if len(leaf) == 0:
+        return None
+    try:
+        return torch.as_tensor(np.asarray(leaf))[indices]
+    except (TypeError, ValueError):
+        return None
+
+
+def stored_examples(dataset, checks: int = 8) -> tuple[torch.Tensor, ...] | None:
+    """(inputs, class labels, task labels) of every example of an Avalanche dataset that
+    `stores_plain_examples` over TensorDatasets, read at once from the stored tensors and
+    label attributes, or None where it is not such a dataset. `checks` examples spread over
+    the dataset are compared with Avalanche's own `__getitem__`; any difference is None."""
+    flat = getattr(dataset, "_flat_data", None)
+    targets = getattr(dataset, "targets", None)
+    tasks = getattr(dataset, "targets_task_labels", None)
+    if flat is None or targets is None or tasks is None or not stores_plain_examples(dataset):
+        return None
+    count = len(dataset)
+    gathered = (
+        _gathered(flat, count, _tensor_inputs),
+        _gathered(targets.data, count, _label_values),
+        _gathered(tasks.data, count, _label_values),
+    )
+    if any(values is None for values in gathered):
+        return None
+    for i in np.unique(np.linspace(0, count - 1, checks).astype(np.int64)).tolist():
+        example = dataset[i]
+        if len(example) < 3 or not all(
+            torch.equal(torch.as_tensor(stored[i]), torch.as_tensor(given))
+            for stored, given in zip(gathered, (example[0], example[1], example[-1]), strict=True)
+        ):
+            return None
+    return gathered
 
 
 def minibatch_task_labels(strategy):

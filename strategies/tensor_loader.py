@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from scenarios.streams import split_of
 from scenarios.tasks import TaskSplit, TensorBatchLoader
-from strategies.avalanche_compat import stores_plain_examples
+from strategies.avalanche_compat import stored_examples, stores_plain_examples
 from strategies.distributed import process_rank
 
 __all__ = ["TensorLoaderPlugin", "gathered_split"]
@@ -18,14 +18,17 @@ def gathered_split(dataset) -> TaskSplit | None:
     """An Avalanche dataset's examples gathered once into one TaskSplit, when it serves
     them as stored (`stores_plain_examples`), as float32 inputs of one task; else None.
 
-    The gathering reads every example once through Avalanche's own `__getitem__` and
+    The gathering reads the stored tensors at once where the leaves are TensorDatasets
+    (`stored_examples`), else every example once through Avalanche's own `__getitem__` and
     collate; the split then serves each batch with one indexing operation, the same values
     Avalanche's loader would give.
     """
     if len(dataset) == 0 or not stores_plain_examples(dataset):
         return None
-    collate = getattr(dataset, "collate_fn", None)
-    batch = next(iter(DataLoader(dataset, batch_size=len(dataset), collate_fn=collate)))
+    batch = stored_examples(dataset)
+    if batch is None:
+        collate = getattr(dataset, "collate_fn", None)
+        batch = next(iter(DataLoader(dataset, batch_size=len(dataset), collate_fn=collate)))
     if len(batch) < 3 or not isinstance(batch[0], torch.Tensor):
         return None
     inputs, labels, tasks = batch[0], batch[1], batch[2]

@@ -15,6 +15,7 @@ from scenarios.holdout import held_out_mask
 from scenarios.streams import split_of
 from scenarios.tasks import TensorBatchLoader
 from strategies.experience import task_label
+from strategies.tensor_loader import gathered_split
 
 __all__ = ["ValidationData", "dataset_batches", "sample_batches"]
 
@@ -23,8 +24,12 @@ logger = logging.getLogger(__name__)
 
 def dataset_batches(dataset, batch_size: int):
     """Unshuffled minibatches of an experience's dataset: whole-tensor batches for the
-    streams built here, Avalanche's eval view through a DataLoader for any other."""
+    streams built here and for Avalanche datasets whose eval view serves its examples as
+    stored (gathered once, `gathered_split`), Avalanche's eval view through a DataLoader for
+    any other. Iterate the result as often as needed: the gathering is not repeated."""
     split = split_of(dataset)
+    if split is None:
+        split = gathered_split(dataset.eval())
     if split is not None:
         return TensorBatchLoader(split, batch_size=batch_size, shuffle=False)
     return DataLoader(dataset.eval(), batch_size=batch_size)
@@ -42,7 +47,7 @@ def sample_batches(dataset, batch_size: int, *, examples: int, seed: int):
     if split is not None:
         sample = dataclasses.replace(split, rows=split.rows[chosen], labels=split.labels[chosen])
         return TensorBatchLoader(sample, batch_size=batch_size, shuffle=False)
-    return DataLoader(dataset.eval().subset(chosen.tolist()), batch_size=batch_size)
+    return dataset_batches(dataset.subset(chosen.tolist()), batch_size)
 
 
 class ValidationData:
@@ -61,6 +66,9 @@ class ValidationData:
         self._experiences: dict[int, object] = {}
         self._held_out: dict[int, object] = {}
         """Each task's held-out validation dataset, when there is no stream."""
+        self._batches: tuple[tuple[int, int], object] | None = None
+        """The last (task, batch size) asked for and its batches: a task is validated many
+        times in a row (each epoch, each step of the search); its examples are gathered once."""
 
     def hold_out(self, strategy) -> None:
         """Without a stream: move a seeded share of the experience's training data, about to
@@ -116,7 +124,10 @@ class ValidationData:
 
     def batches(self, task: int, batch_size: int):
         """Minibatches of task `task`'s validation data (tensor batches where possible)."""
-        return dataset_batches(self._dataset(task), batch_size)
+        key = (task, batch_size)
+        if self._batches is None or self._batches[0] != key:
+            self._batches = (key, dataset_batches(self._dataset(task), batch_size))
+        return self._batches[1]
 
     def score(
         self, model: nn.Module, task: int, *, batch_size: int, device: torch.device | str

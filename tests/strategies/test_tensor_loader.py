@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 from clearn.models import mlp
 from scenarios.datasets import load_dataset
 from scenarios.streams import build_stream
+from strategies.avalanche_compat import stored_examples
 from strategies.tensor_loader import TensorLoaderPlugin, gathered_split
 
 
@@ -116,3 +117,47 @@ def test_a_benchmark_with_transforms_keeps_avalanches_loader():
     assert gathered_split(benchmark.train_stream[0].dataset) is None
     strategy.train(benchmark.train_stream[0], eval_streams=[])
     assert "TensorBatchLoader" not in probe.loaders[:3]
+
+
+def _through_avalanche(dataset) -> list[torch.Tensor]:
+    """Every example of an Avalanche dataset, read one by one and collated by Avalanche."""
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=len(dataset), collate_fn=dataset.collate_fn
+    )
+    return next(iter(loader))
+
+
+def test_stored_examples_read_at_once_are_what_avalanche_serves(stock_benchmark):
+    datasets = [
+        stock_benchmark.train_stream[3].dataset,  # remapped classes of a class split
+        stock_benchmark.test_stream[1].dataset.eval(),
+        stock_benchmark.train_stream[2].dataset.subset([40, 3, 17, 3, 0]),  # reordered
+        stock_benchmark.train_stream[0].dataset.concat(stock_benchmark.train_stream[4].dataset),
+        permuted_benchmark().train_stream[1].dataset,
+    ]
+    for dataset in datasets:
+        stored = stored_examples(dataset)
+        assert stored is not None
+        for ours, theirs in zip(stored, _through_avalanche(dataset)[:3], strict=True):
+            assert torch.equal(ours, theirs)
+
+
+class Doubled(TensorDataset):
+    """A tensor dataset that serves its examples otherwise than as stored."""
+
+    def __getitem__(self, index):
+        x, y = super().__getitem__(index)
+        return 2 * x, y
+
+
+def test_stored_examples_refuse_a_leaf_that_serves_its_own_way():
+    images, labels = torch.randn(20, 4), torch.arange(20) % 2
+    doubled = Doubled(images, labels)
+    doubled.targets = labels
+    dataset = nc_benchmark(
+        doubled, doubled, n_experiences=1, task_labels=True, seed=0
+    ).train_stream[0].dataset  # fmt: skip
+    assert stored_examples(dataset) is None
+    split = gathered_split(dataset)  # read one by one instead: what Avalanche serves
+    x, y, _ = dataset[7]
+    assert torch.equal(split.inputs(torch.tensor([7]))[0], x) and int(split.labels[7]) == y

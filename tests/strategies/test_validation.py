@@ -3,8 +3,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from avalanche.benchmarks import nc_benchmark
+from torch.utils.data import DataLoader
 
 from scenarios.streams import build_stream
+from scenarios.tasks import TensorBatchLoader
 from strategies.validation import ValidationData, dataset_batches, sample_batches
 from tests.strategies.conftest import LabelledTensors
 
@@ -77,3 +79,16 @@ def test_a_hold_out_that_cannot_spare_an_example_of_any_class_says_so():
     experience = _experience_of(torch.randn(4, 3), torch.arange(4))
     with pytest.raises(ValueError, match="single training example"):
         _held_out_by(ValidationData(share=0.5), experience)
+
+
+def test_a_stock_validation_dataset_is_gathered_once_and_served_as_avalanche_serves_it(
+    stock_benchmark,
+):
+    validation = ValidationData(stock_benchmark.test_stream)
+    batches = validation.batches(2, 16)
+    assert isinstance(batches, TensorBatchLoader)  # tensor batches, not a per-example loader
+    assert validation.batches(2, 16) is batches  # gathered once for the task, not per pass
+    theirs = DataLoader(stock_benchmark.test_stream[2].dataset.eval(), batch_size=16)
+    for ours, avalanche in zip(_examples(batches), _examples(theirs), strict=True):
+        assert torch.equal(ours, avalanche)
+    assert validation.batches(3, 16) is not batches
