@@ -98,9 +98,11 @@ def _code_of(source: str) -> str:
 
 def config_hash(benchmark: str, *, folder: Path = BENCHMARKS_DIR) -> str:
     """A hash of what decides a benchmark's figures: the code of `benchmarks/<benchmark>.py`
-    (docstrings, comments and layout left out) and the defaults of `clearn run`."""
+    (docstrings, comments and layout left out) and the defaults of `clearn run` (an option
+    off by default, None, left out: adding one changes no figure that does not set it)."""
     code = _code_of((folder / f"{benchmark}.py").read_text())
-    defaults = json.dumps(RunConfig().to_dict(), sort_keys=True, default=str)
+    options = {k: v for k, v in RunConfig().to_dict().items() if v is not None}
+    defaults = json.dumps(options, sort_keys=True, default=str)
     return hashlib.sha256(f"{code}\n{defaults}".encode()).hexdigest()[:16]
 
 

@@ -33,6 +33,8 @@ class KeptSearch:
     reference: float
     threshold: float
     evaluations: dict[float, float] = field(default_factory=dict)
+    budget_bound: bool = False
+    """True when the cap (`at_most`) was kept although it scores below the threshold."""
 
 
 def search_kept_fraction(
@@ -41,13 +43,19 @@ def search_kept_fraction(
     reference: float,
     gamma: float,
     candidates: tuple[float, ...] = KEPT_CANDIDATES,
+    at_most: float = 1.0,
 ) -> KeptSearch:
     """Bisect the ascending `candidates` for the smallest with score_at(k) ≥ gamma·reference.
 
     Accuracy is close to monotone in the kept fraction, so bisection needs about
     log2(len(candidates)) evaluations; the returned fraction always passes, and the
     candidate just below it (when evaluated) fails. Keeping everything counts as passing.
+    With a cap `at_most` < 1 (a budget), the candidates stop at the cap, which is kept
+    when nothing below it passes: then the result says `budget_bound`.
     """
+    if not 0.0 < at_most <= 1.0:
+        raise ValueError(f"the kept fraction's cap must be in (0, 1], got {at_most}")
+    candidates = (*(c for c in candidates if c < at_most), at_most)
     threshold = check_gamma(gamma) * reference
     evaluations: dict[float, float] = {}
 
@@ -70,4 +78,5 @@ def search_kept_fraction(
     score = evaluations.get(kept)
     if score is None:
         score = evaluations[kept] = score_at(kept)
-    return KeptSearch(kept, score, reference, threshold, evaluations)
+    bound = at_most < 1.0 and kept == at_most and score < threshold
+    return KeptSearch(kept, score, reference, threshold, evaluations, bound)

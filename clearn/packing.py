@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -282,6 +282,7 @@ class TaskPacker:
         *,
         gamma: float,
         guard: Callable[[], float] | None = None,
+        at_most: float = 1.0,
     ) -> KeptSearch:
         """EfficientPackNet: smallest kept fraction whose `evaluate()` ≥ gamma·(unpruned).
 
@@ -290,7 +291,7 @@ class TaskPacker:
         network that still fits the task from one that lost it, and the smallest kept
         fraction that passes by chance is the one a search finds. The guard (the costlier
         evaluation) runs only on candidates that pass `evaluate`; one that then fails it is
-        recorded with score -1.
+        recorded with score -1. `at_most` caps the kept fraction (`search_kept_fraction`).
         """
         self._require(Phase.TRAINING)
         self.network.show_free_weights(True)
@@ -305,7 +306,11 @@ class TaskPacker:
                 return score
             return score if self.evaluate_candidate(masks, guard) >= guard_threshold else -1.0
 
-        return search_kept_fraction(score_at, reference=unpruned, gamma=gamma)
+        search = search_kept_fraction(score_at, reference=unpruned, gamma=gamma, at_most=at_most)
+        if search.budget_bound and search.score < 0:  # the cap failed the guard: its score
+            score = self.evaluate_candidate(self.candidate_masks(search.kept), evaluate)
+            search = replace(search, score=score)
+        return search
 
     def prune(self, kept: float) -> dict[str, Tensor]:
         """TRAINING → PRUNED: the task owns its top `kept` share of the weights it trained;

@@ -4,6 +4,7 @@ retraining of the survivors kept only when it helped, and the task's report."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -22,12 +23,25 @@ __all__ = [
     "RetrainingCheck",
     "TaskReport",
     "PruningRule",
+    "check_task_budget",
     "report_task",
 ]
 
 PackMode = Literal["epn", "packnet"]
 MODES: tuple[PackMode, ...] = ("epn", "packnet")
 """How a task's kept fraction is chosen: searched on validation data, or fixed."""
+
+
+def check_task_budget(task_budget: int | None) -> int | None:
+    """Return `task_budget`, or raise ValueError unless it is None or a whole number ≥ 1."""
+    if task_budget is None:
+        return None
+    if isinstance(task_budget, bool) or not isinstance(task_budget, int) or task_budget < 1:
+        raise ValueError(
+            f"task_budget must be the number of tasks the stream will have (a whole number "
+            f"of at least 1), got {task_budget!r}"
+        )
+    return task_budget
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,12 @@ class TaskReport:
     search_seconds: float = 0.0
     """Time spent pruning the task: the kept-fraction search, its guard, the pruning, and
     the check that retraining kept the pruned accuracy."""
+    kept_budget: float | None = None
+    """The most of its trained weights the task could keep under the task budget (None:
+    no budget)."""
+    budget_bound: bool = False
+    """True when the budget, not gamma, set what the task kept: it gave up the accuracy
+    between gamma of its unpruned one and its pruned one."""
 
 
 @dataclass(frozen=True)
@@ -70,24 +90,40 @@ class PrunedTask:
     unpruned: float | None = None
     pruned: float | None = None
     evaluations: int = 0
+    kept_budget: float | None = None
+    budget_bound: bool = False
 
 
 @dataclass(frozen=True)
 class PruningRule:
     """How each task's kept fraction is chosen: `mode="epn"` keeps the fewest weights whose
     validation accuracy stays ≥ `gamma` of the unpruned one (the accuracy on training
-    examples, the guard, must hold too); `mode="packnet"` keeps `1 - prune_fraction`."""
+    examples, the guard, must hold too); `mode="packnet"` keeps `1 - prune_fraction`.
+
+    `task_budget` (the number of tasks the stream will have, None: no budget) caps what
+    each task keeps so that the free weights last: task t (0-based) keeps at most
+    1/(task_budget − t) of the weights it trained, an equal share of what is left for the
+    tasks still to come (the last budgeted task, and any after it, may keep all it trained).
+    """
 
     mode: PackMode = "epn"
     gamma: float = DEFAULT_GAMMA
     prune_fraction: float = DEFAULT_PRUNE_FRACTION
+    task_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'epn' or 'packnet', got {self.mode!r}")
         if not 0.0 <= self.prune_fraction < 1.0:
             raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
+        check_task_budget(self.task_budget)
         object.__setattr__(self, "gamma", check_gamma(self.gamma))  # a float in (0, 1]
+
+    def kept_budget(self, task: int) -> float | None:
+        """The most of its trained weights task `task` may keep (None: no budget)."""
+        if self.task_budget is None:
+            return None
+        return 1.0 / max(self.task_budget - task, 1)
 
     def prune(
         self, packer: TaskPacker, *, validate: Callable[[], float], guard: Callable[[], float]
@@ -95,14 +131,19 @@ class PruningRule:
         """Prune the packer's current task (phase TRAINING → PRUNED); `validate()` and
         `guard()` score the network on validation and on training examples. A task on
         frozen features keeps nothing."""
-        outcome = PrunedTask(kept=1.0 - self.prune_fraction)
+        budget = self.kept_budget(packer.task)
+        cap = 1.0 if budget is None else budget
+        outcome = PrunedTask(kept=min(1.0 - self.prune_fraction, cap), kept_budget=budget)
         if packer.frozen_features:
-            outcome = PrunedTask(kept=0.0)
+            outcome = PrunedTask(kept=0.0, kept_budget=budget)
         elif self.mode == "epn":
-            search = packer.search(validate, gamma=self.gamma, guard=guard)
+            search = packer.search(validate, gamma=self.gamma, guard=guard, at_most=cap)
             outcome = PrunedTask(
-                search.kept, search.reference, search.score, len(search.evaluations) + 1
-            )
+                search.kept, search.reference, search.score, len(search.evaluations) + 1,
+                kept_budget=budget, budget_bound=search.budget_bound,
+            )  # fmt: skip
+        else:
+            outcome = dataclasses.replace(outcome, budget_bound=cap < 1.0 - self.prune_fraction)
         packer.prune(outcome.kept)
         return outcome
 
@@ -144,5 +185,7 @@ def report_task(
         owned_fraction=capacity.owned[task],
         free_fraction=capacity.free,
         search_evaluations=pruned.evaluations,
+        kept_budget=pruned.kept_budget,
+        budget_bound=pruned.budget_bound,
         **training,
     )

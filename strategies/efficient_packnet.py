@@ -45,7 +45,10 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     `valid_stream` when given, else a seeded `validation_share` of each training experience
     (stated in the log). `train_epochs` is a cap: each task stops once its validation loss
     has not improved for `patience` epochs. `mode="packnet"` prunes a fixed `prune_fraction`
-    instead (classic PackNet on the same mechanism). It is Avalanche's `SupervisedTemplate`
+    instead (classic PackNet on the same mechanism). `task_budget`, the number of tasks the
+    network must hold, caps what each task keeps so that free weights remain for every one
+    (`clearn.task_pruning.PruningRule`); each report says what the budget allowed and
+    whether it bound. It is Avalanche's `SupervisedTemplate`
     with four plugins ahead of the user's: the validation hold-out (`ValidationSplitPlugin`),
     the epoch budget (`PlateauBudgetPlugin`, both shared with the baselines), the packing
     (`self.packing`, whose `reports` say per task what it kept, owns and how long it
@@ -82,6 +85,7 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
         mode: PackMode = "epn",
         gamma: float = DEFAULT_GAMMA,
         prune_fraction: float = DEFAULT_PRUNE_FRACTION,
+        task_budget: int | None = None,
         retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS,
         patience: int | None = DEFAULT_PATIENCE,
         scope: Scope = DEFAULT_SCOPE,
@@ -99,7 +103,8 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
             )
         self.packing = PackingPlugin(
             valid_stream=valid_stream, validation_share=validation_share, mode=mode,
-            gamma=gamma, prune_fraction=prune_fraction, retrain_epochs=retrain_epochs,
+            gamma=gamma, prune_fraction=prune_fraction, task_budget=task_budget,
+            retrain_epochs=retrain_epochs,
             patience=patience, scope=scope, allow_frozen_features=allow_frozen_features,
             seed=seed, init_scale=init_scale, redraw_free=redraw_free, verbose=verbose,
         )  # fmt: skip

@@ -74,7 +74,8 @@ class PackingPlugin(SupervisedPlugin):
     The network is the strategy's model, a `strategies.TaskNetwork` (or a model holding one
     `clearn.PackedNetwork`). Each task trains until its validation loss has not improved for
     `patience` epochs (`train_epochs` is the cap; None trains every epoch), is pruned by the
-    rule (`clearn.task_pruning.PruningRule`: `mode`, `gamma`, `prune_fraction`) and its
+    rule (`clearn.task_pruning.PruningRule`: `mode`, `gamma`, `prune_fraction`,
+    `task_budget`) and its
     survivors retrained for `retrain_epochs` of the cap. Validation data is `valid_stream`'s
     experience of the task's label, else a seeded `validation_share` held out of training.
     `init_scale` multiplies every weight drawn. Every default is `clearn run`'s; `verbose`
@@ -93,6 +94,7 @@ class PackingPlugin(SupervisedPlugin):
         mode: PackMode = "epn",
         gamma: float = DEFAULT_GAMMA,
         prune_fraction: float = DEFAULT_PRUNE_FRACTION,
+        task_budget: int | None = None,
         retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS,
         patience: int | None = DEFAULT_PATIENCE,
         scope: Scope = DEFAULT_SCOPE,
@@ -103,7 +105,7 @@ class PackingPlugin(SupervisedPlugin):
         verbose: bool = False,
     ) -> None:
         super().__init__()
-        self.rule = PruningRule(mode, gamma, prune_fraction)
+        self.rule = PruningRule(mode, gamma, prune_fraction, task_budget)
         self._packer_options = dict(
             scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
         )

@@ -33,6 +33,7 @@ from clearn.models import MODELS, backbone
 from clearn.powerprop import check_alpha
 from clearn.pruning import DEFAULT_SCOPE, SCOPES
 from clearn.task_inference import METHODS
+from clearn.task_pruning import check_task_budget
 from scenarios.streams import STREAM_NAMES
 
 __all__ = [
@@ -136,6 +137,11 @@ class RunConfig:
     )
     prune_fraction: float = _option(
         DEFAULT_PRUNE_FRACTION, help="packnet: share of each task's trained weights pruned"
+    )
+    task_budget: int | None = _option(
+        None,
+        help="epn/packnet: the number of tasks the network must hold; each task keeps at most "
+        "an equal share of the weights still free (default: no budget, gamma alone decides)",
     )
     retrain_epochs: int = _option(
         DEFAULT_RETRAIN_EPOCHS,
@@ -294,6 +300,7 @@ class RunConfig:
             raise ValueError(f"density must be in (0, 1], got {self.density}")
         if not 0.0 <= self.prune_fraction < 1.0:
             raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
+        check_task_budget(self.task_budget)
         if resolved.lr <= 0 or self.batch_size < 1 or self.eval_every_tasks < 1:
             raise ValueError("lr must be positive; batch_size and eval_every_tasks at least 1")
         if not self.hidden or any(h < 1 for h in self.hidden):

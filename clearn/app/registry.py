@@ -124,6 +124,7 @@ def _efficient_packnet(mode: str) -> StrategyBuilder:
             mode=mode,
             gamma=config.gamma,
             prune_fraction=config.prune_fraction,
+            task_budget=config.task_budget,
             retrain_epochs=config.retrain_epochs,
             patience=config.patience or None,
             scope=config.scope,

@@ -114,6 +114,8 @@ def _task_line(task: int, accuracy: float | None, seconds: float, assembled: Ass
             f" | kept {report.kept_of_trained:.1%} of trained, owns "
             f"{report.owned_fraction:.1%} | free {report.free_fraction:.1%}"
         )
+        if report.budget_bound:
+            line += f" | budget bound: at most {report.kept_budget:.1%} of trained"
     return line
 
 

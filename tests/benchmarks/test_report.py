@@ -27,3 +27,12 @@ def test_generated_blocks_are_replaced_and_the_rest_kept():
     text = "a\n<!-- generated: t from x -->\nold\n<!-- end: t -->\nb\n"
     assert generated_blocks(text) == {"t": "old\n"}
     assert with_blocks(text, {"t": "new"}) == text.replace("old", "new")
+
+
+def test_a_new_option_off_by_default_leaves_every_results_file_current(monkeypatch):
+    before = config_hash("peers")
+    defaults = report.RunConfig().to_dict()
+    monkeypatch.setattr(report.RunConfig, "to_dict", lambda self: {**defaults, "new": None})
+    assert config_hash("peers") == before
+    monkeypatch.setattr(report.RunConfig, "to_dict", lambda self: {**defaults, "new": 0.5})
+    assert config_hash("peers") != before

@@ -33,3 +33,21 @@ def test_retraining_that_keeps_accuracy_stays():
 def test_a_rule_out_of_range_is_refused_in_one_sentence(mode, gamma, fraction):
     with pytest.raises(ValueError, match="mode must be|prune_fraction must be|gamma must be"):
         PruningRule(mode, gamma, fraction)
+
+
+def test_a_task_budget_shares_what_is_left_equally_among_the_tasks_to_come():
+    rule = PruningRule("epn", task_budget=4)
+    assert [rule.kept_budget(t) for t in range(6)] == [1 / 4, 1 / 3, 1 / 2, 1.0, 1.0, 1.0]
+    assert PruningRule("epn").kept_budget(0) is None
+    # Each of the 4 tasks then owns a quarter of the network: 1/4 of all, 1/3 of 3/4, ...
+    free, owned = 1.0, []
+    for task in range(4):
+        owned.append(free * rule.kept_budget(task))
+        free -= owned[-1]
+    assert owned == pytest.approx([0.25] * 4)
+
+
+@pytest.mark.parametrize("budget", [0, -3, 2.5, True, "10"])
+def test_a_task_budget_that_is_not_a_count_of_tasks_is_refused(budget):
+    with pytest.raises(ValueError, match="task_budget must be the number of tasks"):
+        PruningRule("epn", task_budget=budget)

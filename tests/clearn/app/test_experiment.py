@@ -225,3 +225,20 @@ def test_task_agnostic_runs_find_the_task_by_the_input_model_unless_told_otherwi
     assert min(entropy.task_id_matrix[-1]) < 1.0
     assert default.accuracy_matrix == entropy.accuracy_matrix  # only the evaluation differs
     assert default.task_agnostic_matrix[-1] == default.accuracy_matrix[-1]
+
+
+@pytest.mark.parametrize("strategy", ["epn", "packnet"])
+def test_a_task_budget_caps_what_each_task_keeps_and_reports_it(tmp_path, strategy):
+    options = dict(scenario="permuted-digits", tasks=3, epochs=2, hidden=[64, 32], seed=0)
+    budgeted = run_experiment(
+        RunConfig(**options, strategy=strategy, task_budget=12), tmp_path / "budget"
+    )
+    for task, report in enumerate(budgeted.task_reports):
+        assert report["kept_budget"] == pytest.approx(1 / (12 - task))
+        assert report["kept_of_trained"] <= report["kept_budget"] + 1e-12
+        bound = report["budget_bound"]
+        if strategy == "epn" and bound:  # gamma would have kept more: what it gave up shows
+            assert report["pruned_val_acc"] < 0.99 * report["unpruned_val_acc"]
+    # Twelve tasks' worth: after three, about three quarters of the network is still free.
+    assert budgeted.task_reports[-1]["free_fraction"] >= 0.74
+    assert any(r["budget_bound"] for r in budgeted.task_reports)
