@@ -27,6 +27,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch.utils.data import TensorDataset
 
 from benchmarks.common import main, save_result
+from benchmarks.report import write_results_page
 from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
 from clearn.app.tables import markdown_table
@@ -89,6 +90,7 @@ def _avalanche_seconds(stream: TaskStream, config: RunConfig) -> list[float]:
 
 
 def run(*, quick: bool = False) -> dict:
+    began = time.perf_counter()
     tasks, epochs = (2, 2) if quick else (5, 10)
     repetitions = 1 if quick else REPETITIONS
     config = RunConfig(scenario=SCENARIO, strategy="epn", tasks=tasks, epochs=epochs)
@@ -102,15 +104,13 @@ def run(*, quick: bool = False) -> dict:
             ratios.append(theirs / ours)
             rows.append([repetition, f"{ours:.1f}", f"{theirs:.1f}", f"{theirs / ours:.2f}×"])
     ratio = statistics.median(ratios)
-    print(
-        markdown_table(
-            ["repetition", "clearn run train s", "EfficientPackNet on Avalanche's stream s",
-             "ratio"],
-            rows,
-        )  # fmt: skip
+    table = markdown_table(
+        ["repetition", "clearn run train s", "EfficientPackNet on Avalanche's stream s", "ratio"],
+        rows,
     )
     verdict = "met" if ratio <= TARGET else "missed"
-    print(f"ratio {ratio:.2f}× against the {TARGET}× target: {verdict}")
+    summary = f"Median ratio {ratio:.2f}× against the {TARGET}× target: {verdict}."
+    print(table, summary, sep="\n")
     result = {
         "scenario": SCENARIO,
         "tasks": tasks,
@@ -121,6 +121,17 @@ def run(*, quick: bool = False) -> dict:
         "met": ratio <= TARGET,
     }
     save_result("avalanche_speed", result)
+    write_results_page(
+        "avalanche_speed-quick" if quick else "avalanche_speed",
+        title="EfficientPackNet on an Avalanche stream vs `clearn run` "
+              "(`python -m benchmarks --only avalanche_speed`)",
+        body=f"{SCENARIO}, {tasks} tasks, at most {epochs} epochs a task; seconds inside "
+             f"training, summed over the tasks.\n\n{table}\n\n{summary}\n",
+        command="python -m benchmarks --only avalanche_speed" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={"both sides": config.to_dict()},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 

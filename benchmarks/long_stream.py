@@ -1,83 +1,198 @@
-"""A long stream: permuted Fashion-MNIST, 100 tasks, α = 1 vs α > 1 with the same MLP.
+"""Long streams: 1,000 permuted tasks in one network, today's default against α = 1, classic
+PackNet and the default under a task budget, with two reference rows any capacity claim
+must beat.
 
-Average accuracy and free capacity vs tasks seen; how many tasks fit before free capacity
-falls under 5%. Target: α > 1 holds at least twice as many tasks (or ACC 10 points higher).
+Streams: permuted 8×8 digits (64 inputs) and permuted Fashion-MNIST with 100 training images
+a class (784 inputs; digits in its place where the Debian files are absent). Each task is a
+new permutation of the same images; the MLP is `clearn run`'s default (300-100).
+
+Reference rows:
+- frozen features: classic PackNet keeping every weight the first task trained
+  (`prune_fraction` 0), so that every later task trains only its head on the first task's
+  features (`allow_frozen_features`);
+- one network per task (the upper bound): a fresh dense network trained on one task, for
+  `UPPER_BOUND_SEEDS` seeds. A fresh MLP learns any permutation of its inputs as it learns
+  the unpermuted task (its first layer is permutation-equivariant), so a seed's first task
+  samples the accuracy a network of its own would give any task of the stream.
+
+Under the default's layer-wise pruning every task keeps the same share of each layer; the
+global-scope row shows where a task's kept weights go when magnitude alone decides, and so
+how much of them a permuted task spends outside its first layer.
+
+Figures: average accuracy, free capacity and (for the default) task-id accuracy against
+tasks seen, plotted; train seconds per task over the first and last tenth of the stream;
+checkpoint size at the end. Every option not named is `clearn run`'s default; a task that
+finds no free weight left trains its head on frozen features instead of stopping.
+`python -m benchmarks.long_stream --tasks N` runs a shorter stream (its own results file);
+finished runs are reused and interrupted ones resume from their checkpoints.
 """
 
 from __future__ import annotations
 
-from benchmarks.common import RESULTS_DIR, main, run_all, save_result
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import RESULTS_DIR, run_all, save_result
+from benchmarks.report import write_results_page
+from clearn.app.checkpoint import load_checkpoint
 from clearn.app.config import RunConfig
 from clearn.app.plots import plot_average_accuracy, plot_free_capacity
+from clearn.app.results import RunResult
+from clearn.app.run import CHECKPOINT
 from clearn.app.tables import markdown_table, percent
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
-FREE_FLOOR = 0.05
+TASKS = 1000
+QUICK_TASKS = 10
+UPPER_BOUND_SEEDS = (0, 1, 2)
+STREAMS: dict[str, dict[str, Any]] = {
+    "permuted-digits": {},
+    "permuted-fmnist": {"train_per_class": 100},
+}
+METHODS: dict[str, dict[str, Any]] = {
+    "default": {"task_agnostic": True},
+    "α = 1": {"alpha": 1.0},
+    "classic PackNet": {"strategy": "packnet"},
+    "default, task budget": {},  # task_budget: the stream's length, set per run
+    "default, global scope": {"scope": "global"},  # where the search keeps, left free
+    "frozen features (reference)": {"strategy": "packnet", "prune_fraction": 0.0},
+}
+HEADER = [
+    "stream", "method", "ACC %", "ACC % after 10 tasks", "free % at end", "task-id % (end)",
+    "kept in layer 1 %", "train s/task, first 10%", "last 10%", "checkpoint MB",
+]  # fmt: skip
 
 
-def _tasks_before_floor(free: list[float]) -> int:
-    below = [task for task, value in enumerate(free) if value < FREE_FLOOR]
-    return below[0] if below else len(free)
-
-
-def run(*, quick: bool = False, alphas: tuple[float, ...] = (1.0, RunConfig.alpha)) -> dict:
-    """Run both streams side by side (resuming finished ones), print and plot; return figures.
-
-    Every other option is `clearn run`'s default (the shipped `epn` setting); a task that
-    finds no free weight left trains its head on frozen features instead of stopping.
-    """
-    dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
-    tasks = 10 if quick else 100
-    folder = RESULTS_DIR / "runs" / f"long-{dataset}-{tasks}"
+def _configs(scenario: str, tasks: int) -> dict[tuple[str, str], RunConfig]:
+    common = dict(scenario=scenario, tasks=tasks, allow_frozen_features=True,
+                  eval_every_tasks=max(1, tasks // 10), **STREAMS[scenario])  # fmt: skip
     configs = {
-        alpha: (
-            RunConfig(
-                scenario=f"permuted-{dataset}",
-                strategy="epn",
-                alpha=alpha,
-                tasks=tasks,
-                epochs=1,
-                eval_every_tasks=10,
-                allow_frozen_features=True,
-            ),
-            folder / f"alpha{alpha:g}",
+        (scenario, method): RunConfig(**common, **options)
+        for method, options in METHODS.items()
+    }  # fmt: skip
+    configs[(scenario, "default, task budget")] = RunConfig(**common, task_budget=tasks)
+    for seed in UPPER_BOUND_SEEDS:
+        configs[(scenario, f"one network per task, seed {seed}")] = RunConfig(
+            **{**common, "tasks": 1, "allow_frozen_features": False}, strategy="naive", seed=seed
         )
-        for alpha in alphas
+    return configs
+
+
+def _mean_accuracy_after(result: RunResult, tasks: int) -> float | None:
+    """Mean accuracy over the first `tasks` tasks, from the first evaluation after them."""
+    for i, row in enumerate(result.accuracy_matrix):
+        seen = [v for v in row[: i + 1] if v is not None]
+        if i + 1 >= tasks and seen:
+            return sum(seen) / len(seen)
+    return None
+
+
+def _first_layer_share(folder: Path) -> float | None:
+    """Mean over the tasks that own weights of the share of them in the first masked layer
+    (a permuted task differs from the first only in its inputs' order: what it keeps beyond
+    the first layer is what it did not reuse)."""
+    model = load_checkpoint(folder / CHECKPOINT)["model"]
+    owners = [v.flatten().long() for k, v in model.items() if k.endswith(".owner")]
+    codes = max(int(o.max()) for o in owners) + 1
+    counts = torch.stack([torch.bincount(o, minlength=codes) for o in owners])[:, 1:]  # 0: free
+    owned = counts.sum(0)
+    shares = (counts[0][owned > 0] / owned[owned > 0]).tolist()
+    return statistics.fmean(shares) if shares else None
+
+
+def _tenth(seconds: list[float], *, last: bool) -> float:
+    count = max(1, len(seconds) // 10)
+    return statistics.fmean(seconds[-count:] if last else seconds[:count])
+
+
+def _figures(result: RunResult, folder: Path) -> dict[str, Any]:
+    task_id = result.task_id_matrix[-1] if result.task_id_matrix else None
+    seen = [v for v in task_id or [] if v is not None]
+    return {
+        "acc": result.acc,
+        "acc_after_10": _mean_accuracy_after(result, 10),
+        "free": [r["free_fraction"] for r in result.task_reports],
+        "task_id_end": statistics.fmean(seen) if seen else None,
+        "budget_bound_tasks": sum(bool(r.get("budget_bound")) for r in result.task_reports),
+        "train_seconds_per_task": result.train_seconds_per_task,
+        "checkpoint_bytes": (folder / CHECKPOINT).stat().st_size,
+        "kept_in_first_layer": _first_layer_share(folder),
     }
-    finished = run_all(configs, jobs=len(configs))
-    runs = {alpha: finished[alpha] for alpha in alphas}
-    free = {a: [r["free_fraction"] for r in results.task_reports] for a, results in runs.items()}
-    defaults = RunConfig().resolved()
-    print(
-        f"Long stream: permuted-{dataset}, {tasks} tasks x 1 epoch, epn, gamma "
-        f"{defaults.gamma:g}, lr {defaults.lr:g} (one thread per run, both at once)"
-    )
-    rows = [
-        [f"{alpha:g}", percent(results.acc), percent(results.free_fraction),
-         _tasks_before_floor(free[alpha]), f"{results.train_seconds:.0f}"]
-        for alpha, results in runs.items()
-    ]
-    header = ["alpha", "ACC %", "free % at end", "tasks before free < 5%", "train s"]
-    print(markdown_table(header, rows))
-    plot_average_accuracy(
-        {f"α={a:g}": r.accuracy_matrix for a, r in runs.items()},
-        RESULTS_DIR / f"long_stream_{dataset}_accuracy.png",
-    )
-    plot_free_capacity(
-        {f"α={a:g}": f for a, f in free.items()}, RESULTS_DIR / f"long_stream_{dataset}_free.png"
-    )
-    result = {
-        a: {
-            "acc": r.acc,
-            "free": free[a],
-            "tasks_before_floor": _tasks_before_floor(free[a]),
-            "train_seconds": r.train_seconds,
-        }
-        for a, r in runs.items()
-    }
-    save_result(f"long_stream_{dataset}", {f"{a:g}": v for a, v in result.items()})
-    return result
+
+
+def _row(scenario: str, method: str, f: dict[str, Any]) -> list[str]:
+    seconds = f["train_seconds_per_task"]
+    return [
+        scenario, method, percent(f["acc"]), percent(f["acc_after_10"]),
+        percent(f["free"][-1]) if f["free"] else "–", percent(f["task_id_end"]),
+        percent(f["kept_in_first_layer"]),
+        f"{_tenth(seconds, last=False):.1f}", f"{_tenth(seconds, last=True):.1f}",
+        f"{f['checkpoint_bytes'] / 2**20:.1f}",
+    ]  # fmt: skip
+
+
+def run(*, quick: bool = False, tasks: int | None = None) -> dict:
+    """Run every stream's methods (reusing finished runs), print, plot; return the figures."""
+    began = time.perf_counter()
+    tasks = tasks or (QUICK_TASKS if quick else TASKS)
+    fmnist = DEBIAN_FASHION_MNIST.is_dir() and not quick
+    scenarios = [s for s in STREAMS if fmnist or s != "permuted-fmnist"]
+    configs = {key: c for s in scenarios for key, c in _configs(s, tasks).items()}
+    folders = {key: RESULTS_DIR / "runs" / f"long-{tasks}" / "-".join(key).replace(" ", "_")
+               for key in configs}  # fmt: skip
+    finished = run_all({key: (configs[key], folders[key]) for key in configs})
+    figures: dict[str, dict[str, Any]] = {}
+    rows = []
+    for scenario in scenarios:
+        figures[scenario] = {}
+        upper = [finished[(scenario, f"one network per task, seed {s}")].acc
+                 for s in UPPER_BOUND_SEEDS]  # fmt: skip
+        for method in METHODS:
+            f = _figures(finished[(scenario, method)], folders[(scenario, method)])
+            figures[scenario][method] = f
+            rows.append(_row(scenario, method, f))
+        figures[scenario]["one network per task"] = {"acc": statistics.fmean(upper),
+                                                     "accs": upper}  # fmt: skip
+        rows.append([scenario, f"one network per task ({len(upper)} seeds)",
+                     percent(statistics.fmean(upper))] + ["–"] * (len(HEADER) - 3))  # fmt: skip
+        stem = f"long_stream_{scenario}_{tasks}"
+        plot_average_accuracy(
+            {m: finished[(scenario, m)].accuracy_matrix for m in METHODS},
+            RESULTS_DIR / f"{stem}_accuracy.png",
+        )
+        plot_free_capacity(
+            {m: figures[scenario][m]["free"] for m in METHODS}, RESULTS_DIR / f"{stem}_free.png"
+        )
+    table = markdown_table(HEADER, rows)
+    print(table)
+    name = "long_stream" if tasks == TASKS else f"long_stream_{tasks}"
+    save_result(name, {"tasks": tasks, "streams": figures})
+    plots = "\n".join(
+        f"![{s}: {kind}](../../benchmarks/results/long_stream_{s}_{tasks}_{kind}.png)"
+        for s in scenarios for kind in ("accuracy", "free")
+    )  # fmt: skip
+    write_results_page(
+        name if not quick else f"{name}-quick",
+        title=f"{tasks} permuted tasks in one network (`python -m benchmarks.long_stream "
+              f"--tasks {tasks}`)",
+        body=f"{table}\n\n{plots}\n",
+        command=f"python -m benchmarks.long_stream --tasks {tasks}",
+        seconds=time.perf_counter() - began,
+        configs={" · ".join(key): config.to_dict() for key, config in configs.items()},
+        defaults=RunConfig().to_dict(),
+        benchmark="long_stream",
+    )  # fmt: skip
+    return figures
 
 
 if __name__ == "__main__":
-    main(run, __doc__)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_TASKS} tasks, digits only")
+    parser.add_argument("--tasks", type=int, default=None, help=f"stream length ({TASKS})")
+    arguments = parser.parse_args()
+    run(quick=arguments.quick, tasks=arguments.tasks)

@@ -146,16 +146,18 @@ def write_results_page(
     seconds: float,
     configs: Mapping[str, Mapping[str, Any]],
     defaults: Mapping[str, Any],
+    benchmark: str | None = None,
 ) -> Path:
     """Write `docs/results/<name>.md`: a header, `body` (tables, plot links), and every run's
     configuration (label → the options where it differs from `defaults`, listed once), so
-    that each figure can be regenerated; stamp the same header into the benchmark's results
-    file, `<results>/<name>.json`, when it exists. A reduced run (`--quick`, its results
-    outside benchmarks/results) writes its page next to its results, not into the docs."""
-    benchmark = name.removesuffix("-quick")
-    header = results_header(benchmark, command=command, seconds=seconds)
-    if (RESULTS_DIR / f"{benchmark}.json").is_file():
-        _stamp(RESULTS_DIR / f"{benchmark}.json", header)
+    that each figure can be regenerated; stamp the same header into the results file,
+    `<results>/<name>.json`, when it exists. `benchmark` names the module that made it
+    (default: `name`). A reduced run (`--quick`, its results outside benchmarks/results)
+    writes its page next to its results, not into the docs."""
+    results = name.removesuffix("-quick")
+    header = results_header(benchmark or results, command=command, seconds=seconds)
+    if (RESULTS_DIR / f"{results}.json").is_file():
+        _stamp(RESULTS_DIR / f"{results}.json", header)
     lines = [
         f"# {title}",
         "",
