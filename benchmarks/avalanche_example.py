@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import main, save_result
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.tables import markdown_table
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 from strategies.metric_keys import CAPACITY_USED
@@ -23,6 +25,14 @@ from strategies.metric_keys import CAPACITY_USED
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SECTION = "## Use it from Avalanche"
+SETTINGS = {
+    "scenario": "Avalanche's SplitFMNIST(n_experiences=5, return_task_id=True, seed=0)",
+    "tasks": 5,
+    "hidden": [300],
+    "validation": "a share of each training experience (no valid_stream)",
+}
+"""The example's settings where they differ from `clearn run`'s defaults (its code is on the
+page)."""
 
 
 def readme_example() -> str:
@@ -88,6 +98,7 @@ def _ratio(measured: float, stated: float) -> str:
 
 def run(*, quick: bool = False) -> dict:
     """Run the example once (the same with --quick: it is one run); print measured vs stated."""
+    began = time.perf_counter()
     if not DEBIAN_FASHION_MNIST.is_dir():
         print("README example: no Fashion-MNIST here (apt-get install dataset-fashion-mnist)")
         return {}
@@ -100,10 +111,21 @@ def run(*, quick: bool = False) -> dict:
         for name, key in (("ACC", "acc"), ("capacity used", "capacity_used"),
                           ("forgetting", "forgetting"))
     ]
-    print(f"README Avalanche example (SplitFMNIST, 5 tasks, offline copy): {seconds:.0f} s")
-    print(markdown_table(["figure", "measured", "README states", "ratio"], rows))
+    summary = f"README Avalanche example (SplitFMNIST, 5 tasks, offline copy): {seconds:.0f} s"
+    table = markdown_table(["figure", "measured", "README states", "ratio"], rows)
+    print(summary, table, sep="\n")
     figures = {"measured": measured, "stated": stated, "seconds": seconds}
     save_result("avalanche_example", figures)
+    write_results_page(
+        "avalanche_example-quick" if quick else "avalanche_example",
+        title="The README's Avalanche example, run as written "
+              "(`python -m benchmarks --only avalanche_example`)",
+        body=f"{summary}.\n\n{table}\n\nThe example:\n\n```python\n{readme_example()}```\n",
+        command="python -m benchmarks --only avalanche_example" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={"README example": SETTINGS},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return figures
 
 

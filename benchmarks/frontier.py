@@ -2,15 +2,19 @@
 
 Each setting runs at several γ (one frontier point each) and three seeds, on permuted
 Fashion-MNIST (10 tasks × 3 epochs) and split-digits; writes frontier_<scenario>.{json,md,png}
-with means ± std. The settings are the best found per α in the grid of the README's "When does
-Powerprop help?" (lr 0.3, SGD, batch 60, MLP 784-300-100).
+with means ± std, and docs/results/frontier_<scenario>.md. The settings are the best found per
+α in the grid of the README's "When does Powerprop help?" (lr 0.3, SGD, batch 60, MLP
+784-300-100).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, main, run_all, save_result
+from benchmarks.report import write_results_page
 from clearn.app.config import RunConfig
 from clearn.app.plots import plot_frontier
 from clearn.app.sweep import seed_means, sweep_table
@@ -28,8 +32,10 @@ SETTINGS = {
 """Setting name → (run options, the γ values giving its frontier points)."""
 
 
-def frontier(scenario: str, base: RunConfig, seeds: list[int]) -> list[dict]:
-    """Run every setting × γ × seed (reusing finished runs); return the seed means."""
+def _runs(
+    scenario: str, base: RunConfig, seeds: list[int]
+) -> dict[tuple[str, float, int], tuple[RunConfig, Path]]:
+    """Every setting × γ × seed: (config, run folder)."""
     runs = {}
     for name, (options, gammas) in SETTINGS.items():
         for gamma in gammas:
@@ -37,6 +43,11 @@ def frontier(scenario: str, base: RunConfig, seeds: list[int]) -> list[dict]:
                 config = dataclasses.replace(base, **options, gamma=gamma, seed=seed)
                 folder = RESULTS_DIR / "runs" / "frontier" / scenario / name / f"g{gamma:g}-s{seed}"
                 runs[name, gamma, seed] = (config.validate(), folder)
+    return runs
+
+
+def frontier(runs: dict[tuple[str, float, int], tuple[RunConfig, Path]]) -> list[dict]:
+    """Run every setting × γ × seed of `runs` (reusing finished runs); return the seed means."""
     results = run_all(runs)
     points = [
         {
@@ -71,19 +82,30 @@ def run(*, quick: bool = False) -> dict:
         )
     figures = {}
     for scenario, base in scenarios.items():
-        means = frontier(scenario, base, seeds)
+        began = time.perf_counter()  # each scenario's page gives its own wall time
+        runs = _runs(scenario, base, seeds)
+        means = frontier(runs)
         table = sweep_table(means)
-        print(f"{scenario}, {base.tasks or 5} tasks × {base.epochs} epochs, lr {base.lr:g}")
-        print(table)
-        (RESULTS_DIR / f"frontier_{scenario}.md").write_text(table + "\n")
-        plot_frontier(
-            means,
-            series_keys=["setting"],
-            path=RESULTS_DIR / f"frontier_{scenario}.png",
-            title=f"{scenario}, {base.tasks or 5} tasks × {base.epochs} epochs, lr {base.lr:g}",
-        )
+        title = f"{scenario}, {base.tasks or 5} tasks × {base.epochs} epochs, lr {base.lr:g}"
+        print(title, table, sep="\n")
+        name = f"frontier_{scenario}"
+        (RESULTS_DIR / f"{name}.md").write_text(table + "\n")
+        plot_frontier(means, series_keys=["setting"], path=RESULTS_DIR / f"{name}.png", title=title)
         figures[scenario] = means
-        save_result(f"frontier_{scenario}", {"points": means})
+        save_result(name, {"points": means})
+        write_results_page(
+            f"{name}-quick" if quick else name,
+            title=f"The ACC–capacity frontier, α = 1 vs α > 1: {scenario} "
+                  "(`python -m benchmarks --only frontier`)",
+            body=f"{title}; mean ± std over seeds {seeds}.\n\n{table}\n\n"
+                 f"![{scenario}: ACC against capacity](../../benchmarks/results/{name}.png)\n",
+            command="python -m benchmarks --only frontier" + (" --quick" if quick else ""),
+            seconds=time.perf_counter() - began,
+            configs={f"{setting} · γ {gamma:g} · seed {seed}": config.to_dict()
+                     for (setting, gamma, seed), (config, _) in runs.items()},
+            defaults=RunConfig().to_dict(),
+            benchmark="frontier",
+        )  # fmt: skip
     return figures
 
 

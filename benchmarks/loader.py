@@ -10,6 +10,8 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.common import main, save_result
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from scenarios.datasets import DEBIAN_FASHION_MNIST
@@ -17,7 +19,7 @@ from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 from strategies.tensor_loader import TensorLoaderPlugin
 
-BATCH = 60
+BATCH, LR = 60, 0.1
 
 
 def _samples_per_second(batches, count: int) -> float:
@@ -42,7 +44,7 @@ def _naive_epoch_seconds(stream, inputs: int, plugins: list) -> float:
     model = mlp(input_size=inputs)
     strategy = Naive(
         model=model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        optimizer=torch.optim.SGD(model.parameters(), lr=LR),
         train_mb_size=BATCH,
         train_epochs=1,
         plugins=plugins,
@@ -55,6 +57,7 @@ def _naive_epoch_seconds(stream, inputs: int, plugins: list) -> float:
 
 def run(*, quick: bool = False) -> dict:
     """Measure and print loader throughput and Naive epoch times; return the figures."""
+    began = time.perf_counter()
     dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
     stream = build_stream(f"permuted-{dataset}", n_tasks=2)
     split = stream.train[1]
@@ -63,14 +66,15 @@ def run(*, quick: bool = False) -> dict:
     ours = _samples_per_second(TensorBatchLoader(split, batch_size=BATCH, shuffle=True), len(split))
     avalanche_epoch = _naive_epoch_seconds(stream, inputs, [])
     ours_epoch = _naive_epoch_seconds(stream, inputs, [TensorLoaderPlugin()])
-    print(f"Loading permuted-{dataset} task 2 ({len(split)} training images), batch {BATCH}")
+    summary = f"Loading permuted-{dataset} task 2 ({len(split)} training images), batch {BATCH}"
     rows = [
         ["samples/s: TensorBatchLoader vs direct", f"{ours:,.0f}", f"{direct:,.0f}",
          f"{ours / direct:.2f}"],
         ["Naive epoch s: ours vs Avalanche", f"{ours_epoch:.2f}", f"{avalanche_epoch:.2f}",
          f"{ours_epoch / avalanche_epoch:.2f}"],
     ]
-    print(markdown_table(["", "clearn", "reference", "ratio"], rows))
+    table = markdown_table(["", "clearn", "reference", "ratio"], rows)
+    print(summary, table, sep="\n")
     result = {
         "dataset": dataset,
         "loader_samples_per_s": ours,
@@ -79,6 +83,18 @@ def run(*, quick: bool = False) -> dict:
         "naive_epoch_s_avalanche_loader": avalanche_epoch,
     }
     save_result("loader", result)
+    write_results_page(
+        "loader-quick" if quick else "loader",
+        title="Stream loading: the tensor batch loader and TensorLoaderPlugin "
+              "(`python -m benchmarks --only loader`)",
+        body=f"{summary}.\n\n{table}\n",
+        command="python -m benchmarks --only loader" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={"loading and Naive epoch": {
+            "scenario": f"permuted-{dataset}", "tasks": 2, "batch_size": BATCH,
+            "strategy": "naive", "epochs": 1, "lr": LR}},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 

@@ -4,16 +4,21 @@ Trains the prune-curve MLP (784-300-100-10, SGD, batch 60, lr 0.3, 20 epochs), �
 Fashion-MNIST (digits with --quick) and measures, per α: the |w| histogram, how far weights
 moved from init by initial magnitude, overlap of the init and final magnitude rankings,
 each layer's share under global ranking, and each layer's sensitivity (test accuracy when
-only that layer is pruned, the others dense).
+only that layer is pruned, the others dense). Writes benchmarks/results/mechanism.{json,png}
+and docs/results/mechanism.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 
 import torch
 
 from benchmarks.common import RESULTS_DIR, main, save_result
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.plots import plot_mechanism
 from clearn.app.prune_curve import PruneCurveConfig, masked_accuracy, protocol_splits, train_mlp
 from clearn.app.tables import markdown_table
@@ -53,7 +58,8 @@ def _study(alpha: float, data, splits, config: PruneCurveConfig, steps: int) -> 
 
 
 def run(*, quick: bool = False) -> dict:
-    """Train and measure each α; print the table; write mechanism.{json,png}."""
+    """Train and measure each α; print the tables; write mechanism.{json,png} and its page."""
+    began = time.perf_counter()
     dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
     # lr 0.3 is where α = 3 wins the Fashion-MNIST pruning curve; digits diverge above 0.1.
     lr = 0.1 if dataset == "digits" else 0.3
@@ -63,7 +69,6 @@ def run(*, quick: bool = False) -> dict:
     steps = config.epochs * math.ceil(len(splits["train"][1]) / config.batch_size)
     studies = {f"{a:g}": _study(a, data, splits, config, steps) for a in config.alphas}
     result = {"dataset": dataset, "steps": steps, "lr": config.lr, "kept": KEPT, "alphas": studies}
-    print(f"Weights after {steps} steps, {dataset}, lr {config.lr}:")
     header = [
         "α", "dense", "abs w < 1e-3", "moved", "move small/large decile", "overlap@5%",
         "overlap@20%",
@@ -75,20 +80,32 @@ def run(*, quick: bool = False) -> dict:
          f"{s['ranking_overlap'][1]:.2f}", f"{s['ranking_overlap'][3]:.2f}"]
         for alpha, s in studies.items()
     ]
-    print(markdown_table(header, rows))
-    print(
-        "Test accuracy with only one layer pruned (kept " + ", ".join(f"{k:g}" for k in KEPT) + ")"
-    )
-    for alpha, s in studies.items():
-        for layer, accuracies in s["only_layer_pruned_acc"].items():
-            share = s["global_share_at_5pct"][layer]
-            print(
-                f"  α={alpha} layer {layer}: "
-                + " ".join(f"{a:.3f}" for a in accuracies)
-                + f"   (global ranking at 5% keeps {100 * share:.1f}% of it)"
-            )
-    plot_mechanism(result, RESULTS_DIR / "mechanism.png")
+    sensitivity = [
+        [alpha, layer, *(f"{a:.3f}" for a in accuracies),
+         f"{100 * s['global_share_at_5pct'][layer]:.1f}"]
+        for alpha, s in studies.items()
+        for layer, accuracies in s["only_layer_pruned_acc"].items()
+    ]
+    text = "\n\n".join([
+        f"Weights after {steps} steps, {dataset}, lr {config.lr}:",
+        markdown_table(header, rows),
+        "Test accuracy with only one layer pruned, by the share of it kept:",
+        markdown_table(["α", "layer", *(f"kept {k:g}" for k in KEPT),
+                        "global ranking at 5% keeps % of it"], sensitivity),
+    ])  # fmt: skip
+    print(text)
+    plot = plot_mechanism(result, RESULTS_DIR / "mechanism.png")
     save_result("mechanism", result)
+    write_results_page(
+        "mechanism-quick" if quick else "mechanism",
+        title="Why the α > 1 pruning curve falls gradually: the weights "
+              "(`python -m benchmarks --only mechanism`)",
+        body=f"{text}\n\n![The weights per α](../../benchmarks/results/{plot.name})\n",
+        command="python -m benchmarks --only mechanism" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={"prune-curve MLP": dataclasses.asdict(config)},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 

@@ -15,6 +15,8 @@ from avalanche.training import Naive, PackNet
 from avalanche.training.plugins import EvaluationPlugin
 
 from benchmarks.common import main, save_result
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.tables import markdown_table
 from clearn.models import mlp
 from scenarios.datasets import DEBIAN_FASHION_MNIST
@@ -25,6 +27,8 @@ from strategies.task_model import TaskNetwork
 from strategies.tensor_loader import TensorLoaderPlugin
 
 LR, BATCH = 0.1, 60
+ALPHA = 2.0
+"""clearn's Powerprop α here."""
 
 
 def _evaluator() -> EvaluationPlugin:
@@ -119,15 +123,16 @@ def avalanche_packnet(stream: TaskStream, inputs: int, epochs: int) -> dict:
 
 def run(*, quick: bool = False) -> dict:
     """Run both on the same stream; print the comparison; return the figures."""
+    began = time.perf_counter()
     dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
     tasks, epochs = (3, 2) if quick else (3, 3)
     stream = build_stream(f"permuted-{dataset}", n_tasks=tasks, seed=0)
     inputs = int(torch.tensor(stream.input_shape).prod())
-    ours = _ours(stream, inputs, epochs, alpha=2.0)
+    ours = _ours(stream, inputs, epochs, alpha=ALPHA)
     theirs = avalanche_packnet(stream, inputs, epochs)
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     ratio = mean(ours["seconds_per_experience"]) / mean(theirs["seconds_per_experience"])
-    print(
+    summary = (
         f"Packing vs Avalanche PackNet: permuted-{dataset}, {tasks} tasks x {epochs} epochs, "
         f"MLP {inputs}-300-100, SGD lr {LR}, batch {BATCH}"
     )
@@ -144,7 +149,8 @@ def run(*, quick: bool = False) -> dict:
          [round(a, 3) for a in theirs["test_accuracy"]], "", ""],
         ["capacity owned per task", [round(c, 3) for c in ours["capacity"]], "", "", ""],
     ]
-    print(markdown_table(["", "clearn EPN a=2", "Avalanche PackNet", "ratio", "target"], rows))
+    table = markdown_table(["", "clearn EPN a=2", "Avalanche PackNet", "ratio", "target"], rows)
+    print(summary, table, sep="\n")
     result = {
         "dataset": dataset,
         "tasks": tasks,
@@ -154,6 +160,21 @@ def run(*, quick: bool = False) -> dict:
         "time_ratio": ratio,
     }
     save_result("packing_vs_avalanche", result)
+    shared = {"scenario": f"permuted-{dataset}", "tasks": tasks, "epochs": epochs, "lr": LR,
+              "batch_size": BATCH}
+    write_results_page(
+        "packing_vs_avalanche-quick" if quick else "packing_vs_avalanche",
+        title="clearn's packing plugin vs Avalanche's PackNet "
+              "(`python -m benchmarks --only packing_vs_avalanche`)",
+        body=f"{summary}.\n\n{table}\n",
+        command="python -m benchmarks --only packing_vs_avalanche" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={
+            "clearn EPN a=2 (PackingPlugin on Naive)": {**shared, "alpha": ALPHA},
+            "Avalanche PackNet": {**shared, "prune_proportion": 0.5, "post_prune_epochs": 1},
+        },
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 

@@ -7,6 +7,8 @@ backward autograd derives: the cost clearn's hand-written gradient is meant to c
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
@@ -18,6 +20,8 @@ from benchmarks.common import (
     save_result,
     sgd_step,
 )
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.tables import markdown_table
 from clearn.defaults import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.models import mlp
@@ -47,31 +51,48 @@ def _models(alpha: float, normalise_step: bool) -> dict[str, nn.Module]:
 
 def run(*, quick: bool = False) -> dict:
     """Measure and print seconds per step at the paper's α and at the default; return both."""
+    began = time.perf_counter()
     settings = {"paper": (3.0, False), "default": (DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP)}
-    result = {
-        name: _measure(alpha, normalise_step, quick=quick)
+    calls, rounds = (100, 3) if quick else (300, 7)
+    measured = {
+        name: _measure(alpha, normalise_step, calls=calls, rounds=rounds)
         for name, (alpha, normalise_step) in settings.items()
     }
+    result = {name: figures for name, (figures, _) in measured.items()}
     save_result("powerprop_step", result)
+    timing = {"model": "mlp", "hidden": [300, 100], "batch_size": 60, "optimizer": "sgd",
+              "lr": 0.1, "calls": calls, "rounds": rounds}
+    write_results_page(
+        "powerprop_step-quick" if quick else "powerprop_step",
+        title="Powerprop's training step vs plain weights "
+              "(`python -m benchmarks --only powerprop_step`)",
+        body="\n\n".join(text for _, text in measured.values()) + "\n",
+        command="python -m benchmarks --only powerprop_step" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={f"step timing, {name}": {**timing, "alpha": alpha, "normalise_step": normalise}
+                 for name, (alpha, normalise) in settings.items()},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 
-def _measure(alpha: float, normalise_step: bool, *, quick: bool) -> dict:
+def _measure(alpha: float, normalise_step: bool, *, calls: int, rounds: int) -> tuple[dict, str]:
+    """The figures of one setting, and their table as printed."""
     inputs, labels = mnist_sized_batches()
     models = _models(alpha, normalise_step)
     steps = {name: sgd_step(m, m.parameters(), inputs, labels) for name, m in models.items()}
-    calls, rounds = (100, 3) if quick else (300, 7)
     times = interleaved_step_times(steps, reference="plain", calls=calls, rounds=rounds)
     ratio = times.ratio("clearn powerprop")
-    print(
-        f"Powerprop training step, MLP 784-300-100-10, batch 60, SGD, alpha={alpha:g}"
-        + (", step normalised" if normalise_step else "")
-    )
     header = ["variant", "ms/step", "vs plain", f"spread, {rounds} rounds"]
-    print(markdown_table(header, times.rows()))
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-    print(f"target: clearn/plain <= {TARGET_RATIO:.2f}: {ratio:.3f} ({verdict})")
-    return {
+    text = "\n\n".join([
+        f"Powerprop training step, MLP 784-300-100-10, batch 60, SGD, alpha={alpha:g}"
+        + (", step normalised" if normalise_step else ""),
+        markdown_table(header, times.rows()),
+        f"target: clearn/plain <= {TARGET_RATIO:.2f}: {ratio:.3f} ({verdict})",
+    ])  # fmt: skip
+    print(text)
+    figures = {
         "alpha": alpha,
         "normalise_step": normalise_step,
         "seconds_per_step": times.seconds,
@@ -81,6 +102,7 @@ def _measure(alpha: float, normalise_step: bool, *, quick: bool) -> dict:
                          max(times.ratios["clearn powerprop"])],
         "target_ratio": TARGET_RATIO,
     }
+    return figures, text
 
 
 if __name__ == "__main__":

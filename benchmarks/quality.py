@@ -10,10 +10,12 @@ Fashion-MNIST.
 from __future__ import annotations
 
 import statistics
+import time
 import tomllib
 from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
+from benchmarks.report import write_results_page
 from clearn.app.config import RunConfig
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table, number, percent
@@ -73,11 +75,11 @@ def _table(scenario: str, rows: dict[str, list[RunResult | Diverged]]) -> str:
     return f"**{scenario}**\n\n" + markdown_table(header, body)
 
 
-def _run_grid(
-    scenario: str, base: dict, variants: dict, seeds: list[int], folder: Path, *, jobs: int = 2
-) -> dict[str, list[RunResult | Diverged]]:
-    """Every variant × seed, `jobs` runs at a time; results grouped by variant."""
-    runs = {
+def _grid(
+    scenario: str, base: dict, variants: dict, seeds: list[int], folder: Path
+) -> dict[tuple[str, int], tuple[RunConfig, Path]]:
+    """Every variant × seed: (config, run folder)."""
+    return {
         (name, seed): (
             RunConfig(scenario=scenario, seed=seed, **base, **options),
             folder / scenario / name.replace(" ", "_").replace("=", "") / f"seed{seed}",
@@ -85,6 +87,20 @@ def _run_grid(
         for name, options in variants.items()
         for seed in seeds
     }
+
+
+def _labelled(
+    study: str, grid: dict[tuple[str, int], tuple[RunConfig, Path]]
+) -> dict[str, dict]:
+    """Each run's options by a label naming its study, variant and seed."""
+    return {f"{study} · {name} · seed {seed}": config.to_dict()
+            for (name, seed), (config, _) in grid.items()}  # fmt: skip
+
+
+def _run_grid(
+    runs: dict[tuple[str, int], tuple[RunConfig, Path]], *, jobs: int = 2
+) -> dict[str, list[RunResult | Diverged]]:
+    """Every run of a grid, `jobs` at a time; results grouped by variant."""
     results = run_all(runs, jobs=jobs)
     rows: dict[str, list[RunResult | Diverged]] = {}
     for name, seed in runs:
@@ -115,11 +131,13 @@ def _wsn_preset_scenario(quick: bool) -> str | None:
 
 
 def run(*, quick: bool = False, folder: Path | None = None) -> dict:
-    """Run every table; print them; write benchmarks/results/quality.{json,md}.
+    """Run every table; print them; write benchmarks/results/quality.{json,md} and
+    docs/results/quality.md.
 
     Every strategy gets `clearn run`'s default optimizer and learning rate, 3 epochs per task,
     batch 60, MLP 784-300-100 with a head per task; three seeds (one with --quick).
     """
+    began = time.perf_counter()
     # Quick runs use fewer epochs: their own folder, so they never meet the full runs.
     folder = folder or RESULTS_DIR / "runs" / ("quick" if quick else "")
     fmnist = DEBIAN_FASHION_MNIST.is_dir() and not quick
@@ -131,9 +149,11 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
         "split-digits": {},
     }
     variants = VARIANTS if not quick else {k: VARIANTS[k] for k in QUICK_VARIANTS}
-    tables, figures = [], {}
+    tables, figures, configs = [], {}, {}
     for scenario, extra in studies.items():
-        rows = _run_grid(scenario, {**base, **extra}, variants, seeds, folder)
+        grid = _grid(scenario, {**base, **extra}, variants, seeds, folder)
+        configs.update(_labelled(scenario, grid))
+        rows = _run_grid(grid)
         tables.append(_table(scenario, rows))
         figures[scenario] = {
             name: [
@@ -148,13 +168,15 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
         preset = tomllib.loads(PRESET.read_text())
         for key in ("scenario", "strategy", "alpha"):
             preset.pop(key, None)
-        rows = _run_grid(
+        grid = _grid(
             scenario,
             preset,
             {k: VARIANTS[k] for k in (BEST_EPN, "packnet α=1")},
             [0],
             folder / "wsn-preset",
         )
+        configs.update(_labelled(f"WSN preset, {scenario}", grid))
+        rows = _run_grid(grid)
         tables.append(
             _table(f"WSN preset (MLP 100-100, batch 10, 5 epochs), {scenario}", rows)
             + "\n\n"
@@ -171,6 +193,16 @@ def run(*, quick: bool = False, folder: Path | None = None) -> dict:
     print(text)
     (RESULTS_DIR / "quality.md").write_text(text + "\n")
     save_result("quality", figures)
+    write_results_page(
+        "quality-quick" if quick else "quality",
+        title="Quality side by side: clearn, Avalanche's PackNet and the classic baselines "
+              "(`python -m benchmarks --only quality`)",
+        body=text + "\n",
+        command="python -m benchmarks --only quality" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs=configs,
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return figures
 
 

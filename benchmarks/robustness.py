@@ -3,20 +3,23 @@ classic PackNet and EWC, on permuted and split digits and Fashion-MNIST, with 10
 images per class, and on the WSN preset; every strategy under the same budget (each task trains
 until its validation loss stops improving, 50 epochs at most).
 
-Writes benchmarks/results/robustness.{json,md,png}. Target (issue "Defaults that hold on data
-nobody tuned them on"): on every stream the default reaches the best ACC of `epn --alpha 1` and
-PackNet minus 1 point, with at most half of `epn --alpha 1`'s capacity.
+Writes benchmarks/results/robustness.{json,md,png} and docs/results/robustness.md. Target
+(issue "Defaults that hold on data nobody tuned them on"): on every stream the default reaches
+the best ACC of `epn --alpha 1` and PackNet minus 1 point, with at most half of
+`epn --alpha 1`'s capacity.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, Diverged, main, run_all, save_result
+from benchmarks.report import write_results_page
 from clearn.app.config import RunConfig
 from clearn.app.plots import plot_robustness
 from clearn.app.results import RunResult
@@ -133,6 +136,7 @@ def _preset_runs(folder: Path) -> dict:
 
 def run(*, quick: bool = False) -> dict:
     """Run every stream × size × method × seed (finished runs reused); write the table."""
+    began = time.perf_counter()
     folder = RESULTS_DIR / "runs" / "robustness"
     runs = {}
     for stream, size in _studies(quick):
@@ -173,8 +177,18 @@ def run(*, quick: bool = False) -> dict:
         text += "94.84% at 19.9%."
     print(text)
     (RESULTS_DIR / "robustness.md").write_text(text + "\n")
-    plot_robustness(summary, list(METHODS), RESULTS_DIR / "robustness.png")
+    plot = plot_robustness(summary, list(METHODS), RESULTS_DIR / "robustness.png")
     save_result("robustness", {"streams": summary, "wsn_preset": preset})
+    write_results_page(
+        "robustness-quick" if quick else "robustness",
+        title="Defaults on data no one tuned them on (`python -m benchmarks --only robustness`)",
+        body=f"{text}\n\n![ACC and capacity per stream](../../benchmarks/results/{plot.name})\n",
+        command="python -m benchmarks --only robustness" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={f"{study} · {name} · seed {seed}": config.to_dict()
+                 for (study, name, seed), (config, _) in runs.items()},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return summary
 
 

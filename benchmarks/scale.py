@@ -11,8 +11,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from benchmarks.common import main, save_result
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table
 
@@ -22,8 +25,9 @@ _CHILD = (
 )
 
 
-def _measure(tasks: int, folder: str) -> dict:
-    """Run one stream in a child process that prints its own peak RSS (KiB) last."""
+def _measure(tasks: int, folder: str) -> tuple[dict, dict]:
+    """Run one stream in a child process that prints its own peak RSS (KiB) last; its figures
+    and the run's options."""
     out = f"{folder}/scale-{tasks}"
     arguments = [
         "run",
@@ -50,7 +54,7 @@ def _measure(tasks: int, folder: str) -> dict:
     results = RunResult.read(out)
     seconds = results.train_seconds_per_task
     tenth = max(1, tasks // 10)
-    return {
+    figures = {
         "tasks": tasks,
         "peak_rss_mib": peak_kib / 1024,
         "first_tenth_s_per_task": statistics.fmean(seconds[:tenth]),
@@ -58,14 +62,17 @@ def _measure(tasks: int, folder: str) -> dict:
         "acc": results.acc,
         "free_fraction": results.free_fraction,
     }
+    return figures, results.config
 
 
 def run(*, quick: bool = False) -> dict:
     """Measure both stream lengths; print peak RSS and the time-per-task drift."""
+    began = time.perf_counter()
     lengths = (30, 60) if quick else (100, 300)
     with tempfile.TemporaryDirectory() as folder:
-        figures = [_measure(tasks, folder) for tasks in lengths]
-    print(
+        measured = [_measure(tasks, folder) for tasks in lengths]
+    figures = [f for f, _ in measured]
+    summary = (
         "Scale: permuted-digits, epn defaults, 10 epochs per task, earlier tasks evaluated every "
         "50 (a task with no free weight left trains its head on frozen features)"
     )
@@ -76,8 +83,19 @@ def run(*, quick: bool = False) -> dict:
         for f in figures
     ]
     header = ["tasks", "peak RSS MiB", "s/task first 10%", "s/task last 10%", "drift"]
-    print(markdown_table(header, rows))
+    table = markdown_table(header, rows)
+    print(summary, table, sep="\n")
     save_result("scale", {"streams": figures})
+    write_results_page(
+        "scale-quick" if quick else "scale",
+        title="Scale: memory and time per task over long streams "
+              "(`python -m benchmarks --only scale`)",
+        body=f"{summary}.\n\n{table}\n",
+        command="python -m benchmarks --only scale" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={f"{f['tasks']} tasks": config for f, config in measured},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return {"streams": figures}
 
 

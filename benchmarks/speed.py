@@ -22,6 +22,7 @@ from torch import nn
 
 from benchmarks.common import main, save_result
 from benchmarks.packing_vs_avalanche import avalanche_packnet
+from benchmarks.report import write_results_page
 from clearn.app.config import RunConfig
 from clearn.app.experiment import run_experiment
 from clearn.app.results import RunResult
@@ -104,6 +105,14 @@ def _loop_seconds(result: RunResult) -> float:
     return result.train_seconds - overhead
 
 
+def _config(scenario: str, tasks: int, epochs: int, alpha: float) -> RunConfig:
+    """The `clearn run` (epn at `alpha`) that the bare loop is compared with."""
+    return RunConfig(
+        scenario=scenario, strategy="epn", alpha=alpha, tasks=tasks, epochs=epochs, lr=LR,
+        batch_size=BATCH,
+    )
+
+
 def _repetition(scenario: str, stream, tasks: int, epochs: int, folder: Path) -> dict:
     """One repetition of every measurement, in a fixed order, with a bare loop timed before
     and after each run: each run is compared with the mean of the two around it (the bare
@@ -111,16 +120,7 @@ def _repetition(scenario: str, stream, tasks: int, epochs: int, folder: Path) ->
     bare = [_bare_loop_seconds(stream, epochs)]
     figures: dict = {}
     for alpha in (1.0, DEFAULT_ALPHA):
-        config = RunConfig(
-            scenario=scenario,
-            strategy="epn",
-            alpha=alpha,
-            tasks=tasks,
-            epochs=epochs,
-            lr=LR,
-            batch_size=BATCH,
-        )
-        result = run_experiment(config, folder / f"epn-{alpha:g}")
+        result = run_experiment(_config(scenario, tasks, epochs, alpha), folder / f"epn-{alpha:g}")
         bare.append(_bare_loop_seconds(stream, epochs))
         figures[f"epn_{alpha:g}_run_s"] = result.train_seconds
         figures[f"epn_{alpha:g}_loop_s"] = _loop_seconds(result)
@@ -144,6 +144,7 @@ def _ratio_cell(ratios: list[float]) -> str:
 
 def run(*, quick: bool = False) -> dict:
     """Measure and print the ratios over interleaved repetitions; return the figures."""
+    began = time.perf_counter()
     dataset = "fmnist" if DEBIAN_FASHION_MNIST.is_dir() and not quick else "digits"
     tasks, epochs = (3, 2) if quick else (5, 2)
     repetitions = 2 if quick else REPETITIONS
@@ -157,7 +158,7 @@ def run(*, quick: bool = False) -> dict:
         ]
     median = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     ratios = lambda key, reference: [r[key] / r[reference] for r in runs]  # noqa: E731
-    print(
+    summary = (
         f"Speed: {scenario}, {tasks} tasks x {epochs} epochs, MLP 784-300-100 + heads, "
         f"SGD lr {LR}, batch {BATCH}; {repetitions} interleaved repetitions, "
         f"median (min–max)"
@@ -186,9 +187,27 @@ def run(*, quick: bool = False) -> dict:
          _ratio_cell(ratios("mixed_eval_samples_per_s", "dense_eval_samples_per_s")),
          ">= 0.80"],
     ]
-    print(markdown_table(["", "clearn", "reference", "ratio", "target"], rows))
+    table = markdown_table(["", "clearn", "reference", "ratio", "target"], rows)
+    print(summary, table, sep="\n")
     result = {"scenario": scenario, "tasks": tasks, "epochs": epochs, "repetitions": runs}
     save_result("speed", result)
+    shared = {"scenario": scenario, "tasks": tasks, "epochs": epochs}
+    write_results_page(
+        "speed-quick" if quick else "speed",
+        title="Speed against a bare PyTorch loop and Avalanche's PackNet "
+              "(`python -m benchmarks --only speed`)",
+        body=f"{summary}.\n\n{table}\n",
+        command="python -m benchmarks --only speed" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={
+            **{f"clearn run epn a={alpha:g}": _config(scenario, tasks, epochs, alpha).to_dict()
+               for alpha in (1.0, DEFAULT_ALPHA)},
+            "bare loop": {**shared, "strategy": "naive", "alpha": 1.0, "lr": LR,
+                          "batch_size": BATCH},
+            "Avalanche PackNet (as in packing_vs_avalanche)": shared,
+        },
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 

@@ -17,6 +17,7 @@ The full `clearn run` (Avalanche's loop, validation, search) is in the `speed` b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -29,6 +30,8 @@ from benchmarks.common import (
     save_result,
     sgd_step,
 )
+from benchmarks.report import write_results_page
+from clearn.app.config import RunConfig
 from clearn.app.tables import markdown_table
 from clearn.defaults import DEFAULT_ALPHA
 from clearn.models import mlp
@@ -73,6 +76,7 @@ def _packed_step(
 
 def run(*, quick: bool = False) -> dict:
     """Measure and print each variant's step time and its ratio to the bare step."""
+    began = time.perf_counter()
     inputs, labels = mnist_sized_batches()
     steps = {
         "bare": _bare_step(inputs, labels),
@@ -85,11 +89,24 @@ def run(*, quick: bool = False) -> dict:
     }
     calls, rounds = (100, 3) if quick else (300, 7)
     times = interleaved_step_times(steps, reference="bare", calls=calls, rounds=rounds)
-    print("Packed training step, MLP 784-300-100 + head, batch 60, SGD, task 1 of 2")
+    summary = "Packed training step, MLP 784-300-100 + head, batch 60, SGD, task 1 of 2"
     header = ["variant", "ms/step", "vs bare", f"spread, {rounds} rounds"]
-    print(markdown_table(header, times.rows()))
+    table = markdown_table(header, times.rows())
+    print(summary, table, sep="\n")
     result = {"seconds_per_step": times.seconds, "ratios": times.ratios}
     save_result("step_breakdown", result)
+    write_results_page(
+        "step_breakdown-quick" if quick else "step_breakdown",
+        title="Where a packed training step's time goes "
+              "(`python -m benchmarks --only step_breakdown`)",
+        body=f"{summary}.\n\n{table}\n",
+        command="python -m benchmarks --only step_breakdown" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={"step timing": {
+            "model": "mlp", "hidden": [300, 100], "batch_size": 60, "optimizer": "sgd", "lr": 0.1,
+            "task 0 keeps": 0.3, "calls": calls, "rounds": rounds}},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return result
 
 

@@ -18,6 +18,7 @@ import time
 import torch
 
 from benchmarks.common import RESULTS_DIR, main, median_seconds, run_all, save_result
+from benchmarks.report import write_results_page
 from benchmarks.task_inference import trained_network
 from clearn.app.config import RunConfig
 from clearn.app.tables import markdown_table, percent
@@ -77,6 +78,7 @@ def _study(network: PackedNetwork, stream) -> dict:
 
 def run(*, quick: bool = False) -> dict:
     """Train (or reuse) both streams' runs, then measure; print one table."""
+    began = time.perf_counter()
     fmnist = DEBIAN_FASHION_MNIST.is_dir() and not quick
     dataset = "fmnist" if fmnist else "digits"
     streams = {f"permuted-{dataset}": 3 if quick else 10, f"split-{dataset}": None}
@@ -87,7 +89,6 @@ def run(*, quick: bool = False) -> dict:
         )
         for scenario, tasks in streams.items()
     }
-    began = time.perf_counter()
     run_all(runs)
     print(f"trained in {time.perf_counter() - began:.0f} s")
     figures, body = {}, []
@@ -114,8 +115,19 @@ def run(*, quick: bool = False) -> dict:
         "best batch-16 ACC − task-aware (target ≥ −0.010)",
         *(f"{m}: cost vs task-aware pass" for m in (*EXAMPLE_METHODS, *METHODS)),
     ]
-    print(markdown_table(header, body))
+    table = markdown_table(header, body)
+    print(table)
     save_result("task_agnostic", figures)
+    write_results_page(
+        "task_agnostic-quick" if quick else "task_agnostic",
+        title="Task-agnostic inference: finding an example's task "
+              "(`python -m benchmarks --only task_agnostic`)",
+        body=f"{table}\n",
+        command="python -m benchmarks --only task_agnostic" + (" --quick" if quick else ""),
+        seconds=time.perf_counter() - began,
+        configs={scenario: config.to_dict() for scenario, (config, _) in runs.items()},
+        defaults=RunConfig().to_dict(),
+    )  # fmt: skip
     return figures
 
 
