@@ -31,7 +31,6 @@ EXPECTED_STALE = {
     "frontier_permuted-fmnist.json": "frontier",
     "frontier_split-digits.json": "frontier",
     "loader.json": "loader",
-    "long_stream_fmnist.json": "long_stream",
     "mechanism.json": "mechanism",
     "packing_vs_avalanche.json": "packing_vs_avalanche",
     "peers.json": "peers",

@@ -103,3 +103,13 @@ def test_wandb_records_every_metric_capacity_included_offline(tmp_path):
     (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
     assert b"Capacity/used" in run_file.read_bytes()
     assert b"Top1_Acc_Stream" in run_file.read_bytes()
+
+
+def test_the_command_line_does_not_load_jax_and_avalanche_keeps_its_qp_solvers():
+    probe = (
+        "import sys, clearn.app.cli, avalanche.training, qpsolvers; "
+        "print(sys.modules['jax'] is None, 'quadprog' in qpsolvers.available_solvers)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"]
