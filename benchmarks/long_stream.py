@@ -84,11 +84,11 @@ def _configs(scenario: str, tasks: int) -> dict[tuple[str, str], RunConfig]:
 
 
 def _mean_accuracy_after(result: RunResult, tasks: int) -> float | None:
-    """Mean accuracy over the first `tasks` tasks, from the first evaluation after them."""
+    """Mean accuracy over the tasks seen at the first evaluation of every task seen after
+    `tasks` tasks (between evaluations a row holds the current task only)."""
     for i, row in enumerate(result.accuracy_matrix):
-        seen = [v for v in row[: i + 1] if v is not None]
-        if i + 1 >= tasks and seen:
-            return sum(seen) / len(seen)
+        if i + 1 >= tasks and all(v is not None for v in row[: i + 1]):
+            return sum(row[: i + 1]) / (i + 1)
     return None
 
 

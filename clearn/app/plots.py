@@ -162,14 +162,15 @@ def plot_weight_histogram(histogram: Mapping[str, Sequence[float]], path: str | 
 def plot_average_accuracy(
     runs: Mapping[str, Sequence[Sequence[float | None]]], path: str | Path
 ) -> Path:
-    """Mean accuracy over the tasks seen so far, after each task, one line per run."""
+    """Mean accuracy over the tasks seen so far, after each task that evaluated every task
+    seen (a run with `eval_every_tasks` > 1 evaluates only the current task in between), one
+    line per run."""
     figure, axes = _figure(figsize=(6.4, 4.2))
     for label, matrix in runs.items():
-        means = []
-        for i, row in enumerate(matrix):
-            seen = [v for v in row[: i + 1] if v is not None]
-            means.append(sum(seen) / len(seen) if seen else np.nan)
-        axes.plot(range(1, len(means) + 1), means, marker="o", ms=3, label=label)
+        points = [(i + 1, sum(row[: i + 1]) / (i + 1)) for i, row in enumerate(matrix)
+                  if all(v is not None for v in row[: i + 1])]  # fmt: skip
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", ms=3, label=label)
     axes.set_xlabel("tasks seen")
     axes.set_ylabel("mean test accuracy over tasks seen")
     axes.grid(alpha=0.3)

@@ -2,6 +2,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from clearn.app import plots
 from clearn.app.plots import plot_accuracy_matrix, plot_capacity, plot_robustness
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -37,3 +40,17 @@ def test_plots_are_written_as_png_files(tmp_path):
     ]
     for path in paths:
         assert path.read_bytes()[:8] == PNG
+
+
+def test_average_accuracy_is_plotted_only_after_tasks_that_evaluated_every_task_seen(
+    tmp_path, monkeypatch
+):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or path)
+    # Evaluated every 2 tasks: after tasks 2 and 4 every task seen, in between the current one.
+    matrix = [[0.9, None, None, None], [0.9, 0.7, None, None], [None, None, 0.2, None],
+              [0.9, 0.7, 0.2, 0.6]]  # fmt: skip
+    plots.plot_average_accuracy({"run": matrix}, tmp_path / "mean.png")
+    (line,) = figures[0].axes[0].get_lines()
+    assert list(line.get_xdata()) == [1, 2, 4]
+    assert list(line.get_ydata()) == pytest.approx([0.9, 0.8, 0.6])
