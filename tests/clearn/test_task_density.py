@@ -156,3 +156,15 @@ def test_mistakes_are_refused_with_a_sentence() -> None:
         TaskDensity(per_class=True).fit(0, torch.randn(10, 5))
     with pytest.raises(ValueError, match="rank"):
         TaskDensity(rank=0)
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_many_small_batches_are_summed_in_chunks_to_the_same_model(per_class: bool) -> None:
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(9000, 30, generator=generator)  # more rows than one chunk
+    labels = torch.randint(0, 3, (9000,), generator=generator)
+    whole, batched = TaskDensity(per_class=per_class), TaskDensity(per_class=per_class)
+    whole.fit(0, inputs, labels)
+    batched.fit_batches(0, zip(inputs.split(50), labels.split(50), strict=True))
+    for name, buffer in whole.named_buffers():
+        torch.testing.assert_close(dict(batched.named_buffers())[name], buffer)
