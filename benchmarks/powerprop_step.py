@@ -27,7 +27,7 @@ from clearn.defaults import DEFAULT_ALPHA, DEFAULT_NORMALISE_STEP
 from clearn.models import mlp
 from clearn.powerprop import apply_powerprop, prunable_layers
 
-TARGET_RATIO = 1.10
+TARGET_RATIO = 1.15
 
 
 class _AutogradPowerprop(nn.Module):

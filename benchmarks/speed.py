@@ -4,10 +4,10 @@
 - `clearn run` (epn) vs a bare PyTorch loop over the same network, batches and epochs (the
   mean of the bare loops timed just before and just after the run): its training loop (the
   run less its per-epoch validation and its pruning search, both timed by the packing
-  plugin; target ≤ 1.3), and the whole run;
+  plugin; target ≤ 1.25 at α = 1, ≤ 1.3 at the default α), and the whole run;
 - time per experience vs Avalanche's PackNet as users run it (its own loader; target ≤ 0.5
   in every repetition);
-- evaluating the whole test stream in mixed-task batches vs a dense network (target ≥ 0.8×).
+- evaluating the whole test stream in mixed-task batches vs a dense network (target ≥ 0.85×).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from scenarios.streams import build_stream
 from scenarios.tasks import TensorBatchLoader
 
 BATCH, LR = 60, 0.1
+LOOP_TARGETS = {1.0: "<= 1.25", DEFAULT_ALPHA: "<= 1.30"}
+"""The training loop's targets against the bare loop, by alpha (issue 26)."""
 PASSES = 5
 REPETITIONS = 3
 
@@ -169,7 +171,7 @@ def run(*, quick: bool = False) -> dict:
         bare = f"bare_around_epn_{alpha:g}_s"
         rows += [
             [f"clearn run epn a={alpha:g}: training loop s vs bare loop", f"{median(loop):.1f}",
-             f"{median(bare):.1f}", _ratio_cell(ratios(loop, bare)), "<= 1.30"],
+             f"{median(bare):.1f}", _ratio_cell(ratios(loop, bare)), LOOP_TARGETS[alpha]],
             [f"clearn run epn a={alpha:g}: whole run s (+ validation, search)",
              f"{median(whole):.1f}", f"{median(bare):.1f}", _ratio_cell(ratios(whole, bare)),
              ""],
@@ -185,7 +187,7 @@ def run(*, quick: bool = False) -> dict:
         ["eval samples/s mixed-task vs dense", f"{median('mixed_eval_samples_per_s'):,.0f}",
          f"{median('dense_eval_samples_per_s'):,.0f}",
          _ratio_cell(ratios("mixed_eval_samples_per_s", "dense_eval_samples_per_s")),
-         ">= 0.80"],
+         ">= 0.85"],
     ]
     table = markdown_table(["", "clearn", "reference", "ratio", "target"], rows)
     print(summary, table, sep="\n")

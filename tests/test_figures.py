@@ -29,11 +29,9 @@ EXPECTED_STALE = {
     # (or with earlier defaults); issue 27 item 2 regenerates them with today's defaults.
     "frontier_permuted-fmnist.json": "frontier",
     "frontier_split-digits.json": "frontier",
-    "mechanism.json": "mechanism",
     "peers.json": "peers",
     "quality.json": "quality",
     "robustness.json": "robustness",
-    "scale.json": "scale",
     "task_agnostic.json": "task_agnostic",
 }
 STALE_ISSUE = "issue 27 (item 2: rerun every benchmark with today's defaults)"
