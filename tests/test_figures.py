@@ -32,7 +32,6 @@ EXPECTED_STALE = {
     "peers.json": "peers",
     "quality.json": "quality",
     "robustness.json": "robustness",
-    "task_agnostic.json": "task_agnostic",
 }
 STALE_ISSUE = "issue 27 (item 2: rerun every benchmark with today's defaults)"
 
