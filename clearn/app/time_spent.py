@@ -1,0 +1,62 @@
+"""Where a packing run's training time went: the epochs that reached each task's final
+validation accuracy, the epochs after them (the plateau stop's patience), validation, and the
+pruning search. Read from a run's results (its task reports), so that any finished run can be
+broken down after the fact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clearn.app.results import RunResult
+
+__all__ = ["REACHED_WITHIN", "TimeSpent", "time_spent"]
+
+REACHED_WITHIN = 0.005
+"""A task has reached its final validation accuracy at the first epoch within this much of
+it (half a point): closer than that is noise on a validation set of a few hundred examples."""
+
+
+@dataclass(frozen=True)
+class TimeSpent:
+    """Seconds of a run's training, summed over its tasks."""
+
+    train: float
+    """Everything `strategy.train` took (training, validation, search, retraining)."""
+    to_final_accuracy: float
+    """What the run would have taken had each task stopped at the first epoch that reached
+    its final validation accuracy (per-epoch time taken as the task's mean)."""
+    validation: float
+    """Validating after each training epoch (the plateau stop's signal)."""
+    search: float
+    """The kept-fraction search, its guard, pruning and the retraining check."""
+
+    @property
+    def after_final_accuracy(self) -> float:
+        """Training after each task had reached its final validation accuracy."""
+        return self.train - self.to_final_accuracy
+
+
+def time_spent(result: RunResult, *, reached_within: float = REACHED_WITHIN) -> TimeSpent | None:
+    """The breakdown of `result`'s training time; None for a run without task reports (a
+    strategy that does not pack) or whose reports lack per-epoch validation accuracy."""
+    reports = result.task_reports
+    if not reports or len(reports) != len(result.train_seconds_per_task):
+        return None
+    retrain_epochs = int(result.config.get("retrain_epochs") or 0)
+    needed = validation = search = 0.0
+    for report, seconds in zip(reports, result.train_seconds_per_task, strict=True):
+        accuracies = report.get("val_acc_per_epoch") or ()
+        epochs = report.get("epochs_trained", 0)
+        if not accuracies or len(accuracies) != epochs:
+            return None
+        final = accuracies[-1]
+        reached = next(e for e, a in enumerate(accuracies, 1) if a >= final - reached_within)
+        task_search = report.get("search_seconds", 0.0)
+        per_epoch = max(seconds - task_search, 0.0) / (epochs + retrain_epochs)
+        needed += seconds - per_epoch * (epochs - reached)
+        validation += report.get("validation_seconds", 0.0)
+        search += task_search
+    return TimeSpent(
+        train=result.train_seconds, to_final_accuracy=needed, validation=validation, search=search
+    )
