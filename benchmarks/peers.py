@@ -118,7 +118,7 @@ def _verdict(rows: dict[tuple[str, str], dict[str, Any]]) -> str:
         if any(e["cap"] <= p["cap"] and e["acc"] >= p["acc"] - 0.005 for e in epn)
     ]  # fmt: skip
     frontier = f"; epn's frontier at or above {len(beaten)} of {len(peers)} peer points"
-    missed = [f"{100 * short:.1f} pt short" if short > 0 else "",
+    missed = [f"{100 * short:.2f} pt short" if short > 0 else "",
               f"CAP {100 * over:.1f} pt above" if over > 0 else ""]  # fmt: skip
     return (
         f"missed against {' '.join(best_key)} ({percent(best['acc'])} at CAP "
