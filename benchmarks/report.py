@@ -192,6 +192,35 @@ def peers_headline(results: Mapping[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
+LONG_STREAM_COLUMNS = {
+    "default": "default",
+    "α = 1": "α = 1",
+    "classic PackNet": "classic PackNet",
+    "frozen features (reference)": "frozen features",
+    "one network per task": "one network per task",
+}
+"""The long-stream methods the README shows (results name → column)."""
+
+
+def long_stream_headline(results: Mapping[str, Any]) -> str:
+    """The README's long-stream table: ACC % per method and stream, and the default against
+    issue 24's targets (beat frozen features by 5 points and α = 1 by 2, stay within 3 points
+    of its ACC after 10 tasks)."""
+    header = [f"{results['tasks']} permuted tasks", *LONG_STREAM_COLUMNS.values(),
+              "default − frozen (≥ +5)", "default − α = 1 (≥ +2)",
+              "default − its ACC after 10 tasks (≥ −3)"]  # fmt: skip
+    rows = []
+    for stream, methods in results["streams"].items():
+        default = methods["default"]
+        others = (methods["frozen features (reference)"]["acc"], methods["α = 1"]["acc"],
+                  default["acc_after_10"])  # fmt: skip
+        rows.append([
+            stream, *(percent(methods[name]["acc"]) for name in LONG_STREAM_COLUMNS),
+            *(f"{100 * (default['acc'] - other):+.1f}" for other in others),
+        ])  # fmt: skip
+    return markdown_table(header, rows)
+
+
 def generated_blocks(text: str) -> dict[str, str]:
     """The generated blocks of a page: name → content between `<!-- generated: NAME … -->`
     and `<!-- end: NAME -->`."""
@@ -214,7 +243,8 @@ def with_blocks(text: str, contents: Mapping[str, str]) -> str:
 def readme_blocks(results_dir: Path = BENCHMARKS_DIR / "results") -> dict[str, str]:
     """What the README's generated blocks hold, made from today's results files."""
     peers = json.loads((results_dir / "peers.json").read_text())
-    return {"peers": peers_headline(peers)}
+    long_stream = json.loads((results_dir / "long_stream_100.json").read_text())
+    return {"peers": peers_headline(peers), "long_stream": long_stream_headline(long_stream)}
 
 
 def update_readme(readme: Path = README) -> bool:

@@ -36,3 +36,14 @@ def test_a_new_option_off_by_default_leaves_every_results_file_current(monkeypat
     assert config_hash("peers") == before
     monkeypatch.setattr(report.RunConfig, "to_dict", lambda self: {**defaults, "new": 0.5})
     assert config_hash("peers") != before
+
+
+def test_the_long_stream_headline_measures_the_default_against_each_target():
+    accs = {"default": 0.90, "α = 1": 0.91, "classic PackNet": 0.85,
+            "frozen features (reference)": 0.80, "one network per task": 0.95}  # fmt: skip
+    methods = {name: {"acc": acc} for name, acc in accs.items()}
+    methods["default"]["acc_after_10"] = 0.94
+    table = report.long_stream_headline({"tasks": 7, "streams": {"toy": methods}})
+    header, _, row = table.splitlines()
+    assert header.startswith("| 7 permuted tasks | default | α = 1 |")
+    assert row == "| toy | 90.0 | 91.0 | 85.0 | 80.0 | 95.0 | +10.0 | -1.0 | -4.0 |"
