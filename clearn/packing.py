@@ -8,28 +8,19 @@ retraining) and classic PackNet (fixed fraction, then retraining the survivors).
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from clearn.bits import as_bits, keep_bits
 from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
+from clearn.frozen import FrozenSet
 from clearn.network import PackedNetwork
 from clearn.powerprop import effective_weights, reinitialise_
 from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
 
-__all__ = [
-    "CapacityExhaustedError",
-    "FrozenEntries",
-    "Phase",
-    "PhaseError",
-    "TaskPacker",
-    "freeze_unowned",
-    "zero_gradient_moves_nothing",
-]
+__all__ = ["CapacityExhaustedError", "Phase", "PhaseError", "TaskPacker"]
 
 
 class Phase(enum.Enum):
@@ -46,100 +37,6 @@ class PhaseError(RuntimeError):
 
 class CapacityExhaustedError(RuntimeError):
     """No free weights are left for a new task."""
-
-
-SPARSE_RESTORE_BELOW = 0.1
-"""Frozen share of a layer under which its frozen entries are written back by index; above
-it, two bitwise passes over the whole layer are quicker (measured on a 784×300 layer, by
-index / bitwise: 76 / 82 µs at 10% frozen, 116 / 51 at 30%, 221 / 41 at 60%, 323 / 39 at
-90%; a masked `torch.where` took 190–470 µs)."""
-
-
-@dataclass
-class _Frozen:
-    """What must not change while a task trains: values, and where they apply."""
-
-    target: Tensor
-    """The parameter or buffer itself (held, so that restoring looks nothing up)."""
-    values: Tensor
-    """The frozen values: flat in `index` order when `index` is set; else the whole tensor,
-    or with `keep` its frozen entries' bits (zero bits elsewhere)."""
-    index: Tensor | None = None
-    """Flat indices of the frozen entries, when few of the tensor's entries are frozen."""
-    keep: Tensor | None = None
-    """`keep_bits` of the entries that train, when many but not all are frozen."""
-
-    @classmethod
-    def entries(cls, target: Tensor, where: Tensor) -> _Frozen:
-        """The entries of `target` where `where` is True, stored the quicker way to restore."""
-        if float(where.float().mean()) < SPARSE_RESTORE_BELOW:
-            index = where.flatten().nonzero().squeeze(1)
-            return cls(target, target.detach().flatten()[index], index=index)
-        if bool(where.all()):
-            return cls(target, target.detach().clone())
-        frozen_bits = as_bits(target.detach()) & keep_bits(where, target)
-        return cls(target, frozen_bits, keep=keep_bits(~where, target))
-
-    def restore(self) -> None:
-        """Write the frozen values back into the target, bit for bit.
-
-        A parameter without a gradient is left alone: torch.optim's optimizers step only
-        parameters whose `grad` is set, so nothing can have moved it (another task's head).
-        """
-        target = self.target
-        if self.index is not None:
-            target.view(-1).index_copy_(0, self.index, self.values)
-        elif self.keep is not None:
-            as_bits(target).bitwise_and_(self.keep).bitwise_or_(self.values)
-        elif not (isinstance(target, nn.Parameter) and target.grad is None):
-            target.copy_(self.values)
-
-    def zero_gradient(self) -> None:
-        """Set the frozen entries' gradient to +0.0 (drop it where every entry is frozen)."""
-        gradient = self.target.grad
-        if gradient is None:
-            return
-        if self.index is not None:
-            gradient.view(-1).index_fill_(0, self.index, 0.0)
-        elif self.keep is not None:
-            as_bits(gradient).bitwise_and_(self.keep)
-        else:
-            self.target.grad = None
-
-
-FrozenEntries = _Frozen
-"""The frozen-entries record, public for other mask kinds' trainers (WSN, SupSup): build with
-`FrozenEntries.entries(tensor, where)`, then `restore()` after each step or `zero_gradient()`
-before it."""
-
-
-def freeze_unowned(network: PackedNetwork, task: int) -> dict[str, _Frozen]:
-    """What must not change while task `task` trains, besides the masked weights (which a
-    mask kind freezes its own way): the other tasks' own parameters (heads, BatchNorm
-    copies); from the second task on also the shared parameters (biases, shared
-    normalisation) and the backbone's buffers other than the task's own BatchNorm's."""
-    others = [other for other in range(network.n_tasks) if other != task]
-    tensors = {name: p for other in others for name, p in network.task_parameters(other).items()}
-    if task > 0:
-        tensors |= network.shared_parameters() | network.shared_buffers()
-        tensors |= {name: b for other in others for name, b in network.task_buffers(other).items()}
-    return {name: _Frozen(tensor, tensor.detach().clone()) for name, tensor in tensors.items()}
-
-
-def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
-    """Whether `optimizer.step()` leaves a parameter bit for bit as it was where its gradient
-    is +0.0: plain `torch.optim.SGD` (no momentum, no weight decay, not maximising, a finite
-    step size), whose update θ + (−lr)·(+0) adds −0.0, which changes no float, ±0 included.
-    Momentum, weight decay and Adam's moments can move a weight whose gradient is zero."""
-    if type(optimizer) is not torch.optim.SGD:
-        return False
-    return all(
-        group["momentum"] == 0
-        and group["weight_decay"] == 0
-        and not group["maximize"]
-        and math.isfinite(float(group["lr"]))
-        for group in optimizer.param_groups
-    )
 
 
 class TaskPacker:
@@ -173,7 +70,7 @@ class TaskPacker:
         self.frozen_features = False
         """True when the current task trains its head only, for lack of free weights."""
         self._generator = torch.Generator().manual_seed(seed)
-        self._frozen: dict[str, _Frozen] = {}
+        self._frozen = FrozenSet()
         self._trained_free: dict[str, Tensor] = {}
 
     def _require(self, *phases: Phase) -> None:
@@ -209,21 +106,13 @@ class TaskPacker:
                 reinitialise_(layers[name], mask.free(), self._generator, scale=self.init_scale)
         for norm in network.norms.values():
             norm.start(task)
-        self._frozen = self._snapshot(task)
+        used = {name: mask.used() for name, mask in network.masks.items()}
+        if self.frozen_features:
+            used = {name: torch.ones_like(where) for name, where in used.items()}
+        self._frozen = FrozenSet.for_task(network, task, used)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.show_free_weights(True)
-
-    def _snapshot(self, task: int) -> dict[str, _Frozen]:
-        network = self.network
-        frozen = {}
-        for name, weight in network.masked_weights().items():
-            where = network.masks[name].used()
-            if self.frozen_features:
-                where = torch.ones_like(where)
-            if bool(where.any()):  # nothing frozen yet (first task): nothing to restore
-                frozen[f"backbone.{name}.weight"] = _Frozen.entries(weight, where)
-        return frozen | freeze_unowned(network, task)
 
     @torch.no_grad()
     def restore_frozen(self, *, parameters: bool = True) -> None:
@@ -235,9 +124,7 @@ class TaskPacker:
         which `zero_gradient_moves_nothing`.
         """
         self._require(Phase.TRAINING, Phase.PRUNED)
-        for frozen in self._frozen.values():
-            if parameters or not isinstance(frozen.target, nn.Parameter):
-                frozen.restore()
+        self._frozen.restore(parameters=parameters)
 
     @torch.no_grad()
     def zero_frozen_gradients(self) -> None:
@@ -246,8 +133,7 @@ class TaskPacker:
         which `zero_gradient_moves_nothing` the step then leaves them bit for bit, and one
         bitwise pass over each gradient replaces restore_frozen's two over each weight."""
         self._require(Phase.TRAINING, Phase.PRUNED)
-        for frozen in self._frozen.values():
-            frozen.zero_gradient()
+        self._frozen.zero_gradients()
 
     def trained_free_weights(self) -> dict[str, Tensor]:
         """Masks of the weights this task trained (free at its start). Phase TRAINING."""
@@ -335,7 +221,7 @@ class TaskPacker:
         self._require(Phase.PRUNED)
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
-        self._frozen = {}
+        self._frozen = FrozenSet()
         self.task, self.phase = None, Phase.IDLE
 
     def state_dict(self) -> dict:

@@ -3,7 +3,7 @@ the task's mask, move on.
 
 `SubnetTrainer` is a small state machine, IDLE → TRAINING → IDLE, one round per task. While
 task t trains, what must not change is frozen bit for bit whatever the optimizer (momentum,
-weight decay, Adam/AdamW state) by `packing.FrozenEntries`: under WSN the weights selected by
+weight decay, Adam/AdamW state) by `frozen.FrozenSet`: under WSN the weights selected by
 M_{t−1} = m_0 ∨ … ∨ m_{t−1}, under SupSup every weight; the other tasks' heads; shared
 BatchNorm parameters and statistics after the first task (own ones with `per_task_norm`).
 """
@@ -16,7 +16,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from clearn.packing import FrozenEntries, Phase, PhaseError, freeze_unowned
+from clearn.frozen import FrozenSet
+from clearn.packing import Phase, PhaseError
 from clearn.subnet_network import SubnetMethod, SubnetNetwork
 
 __all__ = [
@@ -77,7 +78,7 @@ class SubnetTrainer:
         self.task: int | None = None
         """Task being trained (0-based), None when idle."""
         self._generator = torch.Generator().manual_seed(seed)
-        self._frozen: dict[str, FrozenEntries] = {}
+        self._frozen = FrozenSet()
 
     def _require(self, phase: Phase) -> None:
         if self.phase is not phase:
@@ -100,36 +101,28 @@ class SubnetTrainer:
                 mask.reset_scores(self._generator)
         for norm in network.norms.values():
             norm.start(task)
-        self._frozen = self._snapshot(task)
+        if network.method == "wsn":  # its earlier tasks' weights; SupSup freezes them all
+            frozen = network.used_masks(task)
+        else:
+            weights = network.masked_weights()
+            frozen = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+        self._frozen = FrozenSet.for_task(network, task, frozen)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.show_free_weights(True)
-
-    def _snapshot(self, task: int) -> dict[str, FrozenEntries]:
-        network = self.network
-        used = network.used_masks(task) if network.method == "wsn" else None
-        frozen = {}
-        for name, weight in network.masked_weights().items():
-            where = torch.ones_like(weight, dtype=torch.bool) if used is None else used[name]
-            if bool(where.any()):
-                frozen[f"backbone.{name}.weight"] = FrozenEntries.entries(weight, where)
-        return frozen | freeze_unowned(network, task)
 
     @torch.no_grad()
     def restore_frozen(self, *, parameters: bool = True) -> None:
         """Write the frozen values back (after every optimizer step). Phase TRAINING.
         `parameters=False` writes back only buffers, after `zero_frozen_gradients`."""
         self._require(Phase.TRAINING)
-        for frozen in self._frozen.values():
-            if parameters or not isinstance(frozen.target, nn.Parameter):
-                frozen.restore()
+        self._frozen.restore(parameters=parameters)
 
     @torch.no_grad()
     def zero_frozen_gradients(self) -> None:
         """Frozen entries' gradients to +0.0 (between backward and step). Phase TRAINING."""
         self._require(Phase.TRAINING)
-        for frozen in self._frozen.values():
-            frozen.zero_gradient()
+        self._frozen.zero_gradients()
 
     def end_task(self) -> dict[str, torch.Tensor]:
         """TRAINING → IDLE: store the task's mask m_t (top share of |s| per layer); under WSN
@@ -139,7 +132,7 @@ class SubnetTrainer:
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
         self.network.show_free_weights(False)
-        self._frozen = {}
+        self._frozen = FrozenSet()
         self.task, self.phase = None, Phase.IDLE
         return masks
 

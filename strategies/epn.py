@@ -22,8 +22,9 @@ from clearn.defaults import (
     DEFAULT_VALIDATION_SHARE,
 )
 from clearn.evaluation import task_accuracy
+from clearn.frozen import zero_gradient_moves_nothing
 from clearn.network import PackedNetwork
-from clearn.packing import Phase, TaskPacker, zero_gradient_moves_nothing
+from clearn.packing import Phase, TaskPacker
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from clearn.task_pruning import (
     PackMode,

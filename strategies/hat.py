@@ -12,6 +12,7 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from clearn.defaults import DEFAULT_EVAL_BATCH_SIZE, DEFAULT_VALIDATION_SHARE
+from clearn.frozen import zero_gradient_moves_nothing
 from clearn.hat import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_C,
@@ -27,7 +28,6 @@ from clearn.hat import (
 )
 from clearn.hat_masks import hat_capacity
 from clearn.hat_network import HatNetwork as _CoreHatNetwork
-from clearn.packing import zero_gradient_moves_nothing
 from strategies.avalanche_compat import TaskAwareForward
 from strategies.callback_dispatch import ListenedCallbacks
 from strategies.experience import task_label

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
+from clearn.frozen import zero_gradient_moves_nothing
 from clearn.mask_capacity import subnet_mask_capacity
-from clearn.packing import zero_gradient_moves_nothing
 from clearn.subnet_network import SubnetNetwork
 from clearn.subnet_training import SubnetTrainer
 from strategies.experience import task_label

@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
+from clearn.frozen import zero_gradient_moves_nothing
 from clearn.hat import HatTrainer, LrPlateau, compensation_factor
 from clearn.hat_masks import weight_factors
 from clearn.hat_network import HatNetwork
-from clearn.packing import PhaseError, zero_gradient_moves_nothing
+from clearn.packing import PhaseError
 from scenarios.datasets import load_dataset
 
 

@@ -5,14 +5,9 @@ import torch
 from torch import nn
 
 from clearn.export import export_task
+from clearn.frozen import zero_gradient_moves_nothing
 from clearn.network import PackedNetwork, UnknownTaskError
-from clearn.packing import (
-    CapacityExhaustedError,
-    Phase,
-    PhaseError,
-    TaskPacker,
-    zero_gradient_moves_nothing,
-)
+from clearn.packing import CapacityExhaustedError, Phase, PhaseError, TaskPacker
 from clearn.powerprop import effective_weights, stored_weight
 from clearn.task_mask import task_masks
 
