@@ -23,7 +23,7 @@ from scenarios.datasets import DEBIAN_FASHION_MNIST, DatasetNotFoundError, load_
 
 EPN_ALPHAS = sorted({1.0, 2.0, 3.0, RunConfig.alpha})
 BEST_EPN = f"epn α={RunConfig.alpha:g}"
-"""The shipped `epn` setting (see the README's "When does Powerprop help?")."""
+"""The shipped `epn` setting: `clearn run`'s default α."""
 VARIANTS = {
     **{f"epn α={a:g}": {"strategy": "epn", "alpha": a} for a in EPN_ALPHAS},
     "packnet α=1": {"strategy": "packnet", "alpha": 1.0, "init_scale": 1.0},  # classic
