@@ -31,7 +31,6 @@ EXPECTED_STALE = {
     "frontier_split-digits.json": "frontier",
     "peers.json": "peers",
     "quality.json": "quality",
-    "robustness.json": "robustness",
 }
 STALE_ISSUE = "issue 27 (item 2: rerun every benchmark with today's defaults)"
 
