@@ -56,17 +56,24 @@ _BLOCK = re.compile(
 )
 
 
-def _commit() -> str:
+OUTPUTS = ("benchmarks/results", "docs/results")
+"""Where benchmarks write (repository paths): their own changes there are not "uncommitted
+changes" of the code that made a results file."""
+
+
+def _commit(folder: Path = BENCHMARKS_DIR) -> str:
+    """The checkout's commit, and whether code outside OUTPUTS differs from it."""
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-            cwd=BENCHMARKS_DIR, check=True,
+            cwd=folder, check=True,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
+    outside = [f":(top,exclude){path}" for path in OUTPUTS]
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-        text=True, timeout=10, cwd=BENCHMARKS_DIR,
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *outside],
+        capture_output=True, text=True, timeout=10, cwd=folder,
     ).stdout.strip()  # fmt: skip
     return done.stdout.strip() + (" with uncommitted changes" if dirty else "")
 

@@ -1,6 +1,7 @@
 """benchmarks/report.py: a results page stamps its results file with what made it."""
 
 import json
+import subprocess
 
 from benchmarks import report
 from benchmarks.report import HEADER, config_hash, generated_blocks, with_blocks
@@ -47,3 +48,18 @@ def test_the_long_stream_headline_measures_the_default_against_each_target():
     header, _, row = table.splitlines()
     assert header.startswith("| 7 permuted tasks | default | α = 1 |")
     assert row == "| toy | 90.0 | 91.0 | 85.0 | 80.0 | 95.0 | +10.0 | -1.0 | -4.0 |"
+
+
+def test_a_results_file_the_benchmark_just_wrote_is_not_an_uncommitted_change(tmp_path):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    folder = tmp_path / "benchmarks"
+    (folder / "results").mkdir(parents=True)
+    (folder / "bench.py").write_text("STEPS = 3\n")
+    (folder / "results" / "bench.json").write_text("{}\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    (folder / "results" / "bench.json").write_text('{"acc": 0.9}\n')
+    assert "uncommitted" not in report._commit(folder)
+    (folder / "bench.py").write_text("STEPS = 4\n")
+    assert report._commit(folder).endswith(" with uncommitted changes")
