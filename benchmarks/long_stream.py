@@ -24,13 +24,15 @@ tasks seen, plotted; train seconds per task over the first and last tenth of the
 checkpoint size at the end. Every option not named is `clearn run`'s default; a task that
 finds no free weight left trains its head on frozen features instead of stopping.
 `python -m benchmarks.long_stream --tasks N` runs a shorter stream (its own results file);
-`--streams` and `--methods` run some of them (a results file named after the streams run);
+`--streams` and `--methods` run some of them (results file, page and plots named after the
+streams and methods run, so that they never replace the whole benchmark's);
 finished runs are reused and interrupted ones resume from their checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 from pathlib import Path
@@ -85,11 +87,13 @@ def _configs(scenario: str, tasks: int, methods: list[str]) -> dict[tuple[str, s
     return configs
 
 
-def _mean_accuracy_after(result: RunResult, tasks: int) -> float:
+def _mean_accuracy_after(result: RunResult, tasks: int) -> float | None:
     """Mean accuracy over the first `tasks` tasks once they are trained. Every method here
     packs, and packing forgets nothing, so a task's accuracy is the one measured right after
     it trained (the matrix's diagonal; between full evaluations a row holds only that task);
-    `_largest_drift` checks that on every full evaluation."""
+    `_largest_drift` checks that on every full evaluation. None for a shorter stream."""
+    if len(result.accuracy_matrix) < tasks:
+        return None
     return statistics.fmean(row[i] for i, row in enumerate(result.accuracy_matrix[:tasks]))
 
 
@@ -148,6 +152,25 @@ def _row(scenario: str, method: str, f: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("α", "alpha")).strip("-")
+
+
+def _name_and_command(
+    tasks: int, streams: list[str] | None, methods: list[str]
+) -> tuple[str, str]:
+    """The results name of a run of `streams` (None: all) and `methods`, and its command."""
+    name = "long_stream" if tasks == TASKS else f"long_stream_{tasks}"
+    command = f"python -m benchmarks.long_stream --tasks {tasks}"
+    if streams:
+        name += "_" + "_".join(streams)
+        command += " --streams " + " ".join(streams)
+    if methods != list(METHODS):
+        name += "_" + "_".join(map(_slug, methods))
+        command += " --methods " + " ".join(f"'{m}'" for m in methods)
+    return name, command
+
+
 def run(
     *,
     quick: bool = False,
@@ -163,6 +186,7 @@ def run(
     scenarios = [s for s in streams or STREAMS if fmnist or s != "permuted-fmnist"]
     methods = methods or list(METHODS)
     configs = {key: c for s in scenarios for key, c in _configs(s, tasks, methods).items()}
+    name, command = _name_and_command(tasks, streams and scenarios, methods)
     folders = {key: RESULTS_DIR / "runs" / f"long-{tasks}" / "-".join(key).replace(" ", "_")
                for key in configs}  # fmt: skip
     finished = run_all({key: (configs[key], folders[key]) for key in configs})
@@ -180,7 +204,7 @@ def run(
                                                      "accs": upper}  # fmt: skip
         rows.append([scenario, f"one network per task ({len(upper)} seeds)",
                      percent(statistics.fmean(upper))] + ["–"] * (len(HEADER) - 3))  # fmt: skip
-        stem = f"long_stream_{scenario}_{tasks}"
+        stem = f"{name}_{scenario}"
         plot_average_accuracy(
             {m: finished[(scenario, m)].accuracy_matrix for m in methods},
             RESULTS_DIR / f"{stem}_accuracy.png",
@@ -190,16 +214,9 @@ def run(
         )
     table = markdown_table(HEADER, rows)
     print(table)
-    name = "long_stream" if tasks == TASKS else f"long_stream_{tasks}"
-    if streams:
-        name = f"long_stream_{tasks}_{'_'.join(scenarios)}"
-    command = f"python -m benchmarks.long_stream --tasks {tasks}"
-    command += f" --streams {' '.join(scenarios)}" if streams else ""
-    if methods != list(METHODS):
-        command += " --methods " + " ".join(f"'{m}'" for m in methods)
     save_result(name, {"tasks": tasks, "streams": figures})
     plots = "\n".join(
-        f"![{s}: {kind}](../../benchmarks/results/long_stream_{s}_{tasks}_{kind}.png)"
+        f"![{s}: {kind}](../../benchmarks/results/{name}_{s}_{kind}.png)"
         for s in scenarios for kind in ("accuracy", "free")
     )  # fmt: skip
     write_results_page(

@@ -1,0 +1,31 @@
+"""benchmarks/long_stream.py: the figures it reads off a run, and what a partial run is named."""
+
+from benchmarks import long_stream
+from clearn.app.results import RunResult
+
+
+def _result(matrix: list[list[float | None]]) -> RunResult:
+    return RunResult(
+        scenario="permuted-digits", strategy="epn", alpha=1.5, tasks=len(matrix),
+        accuracy_matrix=matrix, acc=0.0, bwt=None, forgetting=None, capacity=None,
+        free_fraction=None, train_seconds=0.0, train_seconds_per_task=[], config={},
+    )  # fmt: skip
+
+
+def test_accuracy_after_some_tasks_is_read_off_each_task_just_after_it_trained():
+    # Evaluated in full after the second task only: the first row holds its own task.
+    matrix = [[0.9, None, None], [0.9, 0.7, None], [None, None, 0.5]]
+    assert long_stream._mean_accuracy_after(_result(matrix), 2) == 0.8
+    assert long_stream._mean_accuracy_after(_result(matrix), 4) is None
+    assert long_stream._largest_drift(_result(matrix)) == 0.0
+    matrix[1][0] = 0.85
+    assert abs(long_stream._largest_drift(_result(matrix)) - 0.05) < 1e-12
+
+
+def test_a_partial_run_never_takes_the_whole_benchmarks_name():
+    every = list(long_stream.METHODS)
+    assert long_stream._name_and_command(1000, None, every)[0] == "long_stream"
+    name, command = long_stream._name_and_command(100, ["permuted-digits"], ["default", "α = 1"])
+    assert name == "long_stream_100_permuted-digits_default_alpha-1"
+    assert command.endswith("--streams permuted-digits --methods 'default' 'α = 1'")
+    assert long_stream._name_and_command(100, None, ["default"])[0] == "long_stream_100_default"
