@@ -9,8 +9,8 @@ file at BEFORE_COMMIT) and classic PackNet's.
 Writes benchmarks/results/robustness.{json,md,png} and docs/results/robustness.md. Targets:
 on every stream the default reaches the best ACC of `epn --alpha 1` and PackNet minus 1 point,
 with at most half of `epn --alpha 1`'s capacity (issue "Defaults that hold on data nobody tuned
-them on"); its train time is at most classic PackNet's at equal or better ACC and capacity
-(issue "Time to a result").
+them on"); its train time is at most classic PackNet's, with ACC no more than half a point
+lower and no more capacity (issue "Time to a result").
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from clearn.app.plots import plot_robustness
 from clearn.app.results import RunResult
 from clearn.app.tables import markdown_table, percent
 from clearn.app.time_spent import REACHED_WITHIN, time_spent
+from clearn.defaults import MIN_PATIENCE_STEPS
 from scenarios.datasets import DEBIAN_FASHION_MNIST
 
 METHODS = {
@@ -81,7 +82,7 @@ def _summary(runs: list[RunResult | Diverged]) -> dict[str, Any]:
         "time_spent": {
             key: statistics.fmean(getattr(s, key) for s in spent)
             for key in ("to_final_accuracy", "after_final_accuracy", "validation", "search")
-        } if len(spent) == len(done) else None,
+        } if len(spent) == len(done) else None,  # fmt: skip
         "under_trained_tasks": sum(len(r.under_trained_tasks) for r in done),
         "diverged": len(runs) - len(done),
     }
@@ -147,48 +148,57 @@ def _before() -> dict[str, dict[str, Any]]:
 
 
 def _time_verdict(rows: dict[str, dict[str, Any]]) -> str:
-    """Whether the default trains no longer than classic PackNet at equal or better ACC and
-    capacity, or by how much it misses."""
+    """Whether the default trains no longer than classic PackNet with ACC no more than half a
+    point lower and no more capacity, or by how much it misses."""
     default, packnet = rows[DEFAULT], rows[PACKNET]
     if "acc" not in default or "acc" not in packnet:
         return "not measured (a run diverged)"
     ratio = default["train_seconds"] / packnet["train_seconds"]
-    no_worse = (
-        _mean(default["acc"]) >= _mean(packnet["acc"]) - 0.005
-        and _mean(default["capacity"]) <= _mean(packnet["capacity"])
-    )
-    if ratio <= 1 and no_worse:
-        return f"met ({ratio:.2f}×)"
-    return f"missed: {ratio:.2f}× PackNet's time" + ("" if no_worse else ", lower ACC")
+    missed = [f"{ratio:.2f}× PackNet's time"] if ratio > 1 else []
+    if _mean(default["acc"]) < _mean(packnet["acc"]) - 0.005:
+        missed.append("lower ACC")
+    if _mean(default["capacity"]) > _mean(packnet["capacity"]):
+        missed.append("more capacity")
+    return f"met ({ratio:.2f}×)" if not missed else "missed: " + ", ".join(missed)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def _time_table(results: dict[str, dict[str, dict[str, Any]]], before: dict) -> str:
     header = [
         "stream", "train images / class", "default train s before (" + BEFORE_COMMIT + ")",
-        "default train s now", "s to final accuracy", "s after it (%)", "validation s",
-        "search s", "PackNet train s", "target: default ≤ PackNet (ACC within 0.5 pt, capacity ≤)",
+        "default train s now", "of which to final accuracy", "after it (%)", "validation",
+        "search", "PackNet train s", "target: default ≤ PackNet (ACC within 0.5 pt, capacity ≤)",
     ]  # fmt: skip
     body = []
     for study, rows in results.items():
         stream, _, size = study.partition(" @ ")
-        row, spent = rows[DEFAULT], rows[DEFAULT].get("time_spent")
+        row, spent = rows[DEFAULT], rows[DEFAULT].get("time_spent") or {}
         was = before.get(study, {}).get(DEFAULT, {}).get("train_seconds")
-        if spent is None:
-            body.append([stream, size, *["–"] * 7, _time_verdict(rows)])
-            continue
-        share = spent["after_final_accuracy"] / row["train_seconds"]
+        now = row.get("train_seconds")
+        after = spent.get("after_final_accuracy")
+        share = f" ({100 * after / now:.0f}%)" if after is not None else ""
         body.append([
-            stream, size, "–" if was is None else f"{was:.0f}", f"{row['train_seconds']:.0f}",
-            f"{spent['to_final_accuracy']:.0f}",
-            f"{spent['after_final_accuracy']:.0f} ({100 * share:.0f}%)",
-            f"{spent['validation']:.0f}", f"{spent['search']:.0f}",
-            f"{rows[PACKNET].get('train_seconds', float('nan')):.0f}", _time_verdict(rows),
+            stream, size, _seconds(was), _seconds(now), _seconds(spent.get("to_final_accuracy")),
+            _seconds(after) + share, _seconds(spent.get("validation")),
+            _seconds(spent.get("search")), _seconds(rows[PACKNET].get("train_seconds")),
+            _time_verdict(rows),
         ])  # fmt: skip
     note = (
-        "Seconds to final accuracy: what the run would have taken had each task stopped at "
-        f"the first epoch within {100 * REACHED_WITHIN:.1f} points of its final validation "
-        "accuracy (each epoch costing the task's mean); the seconds after it are the plateau "
-        "stop's patience epochs and any epoch that did not move validation accuracy.\n\n"
+        "Of the default's train time: the seconds to final accuracy are what it would have "
+        "taken had each task stopped at the first epoch within "
+        f"{100 * REACHED_WITHIN:.1f} points of its final validation accuracy, the rest came "
+        "after it; validation and the search are parts of the train time (the search of "
+        "the seconds to final accuracy). Each epoch is costed at the task's mean, so the "
+        "per-task set-up is spread over the epochs and the seconds after final accuracy are "
+        "an upper bound on what a stop at that epoch would save, an epoch known only in "
+        "hindsight: the stop needs its patience epochs, and at least "
+        f"{MIN_PATIENCE_STEPS} optimizer steps, to see the plateau, which on the small "
+        "streams is many epochs.\n\n"
     )
     return note + markdown_table(header, body)
 
