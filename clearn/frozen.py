@@ -1,7 +1,8 @@
 """Frozen means bit for bit unchanged: what a task must not move while it trains (earlier
 tasks' weights, other tasks' heads, the shared parameters and buffers), stored so that it is
-written back, or its gradient zeroed, in the fewest passes. Every mask kind's trainer
-(`TaskPacker`, `SubnetTrainer`) freezes through `FrozenSet`.
+written back, or its gradient zeroed, in the fewest passes. `TaskPacker` and `SubnetTrainer`
+freeze through `TaskFreeze`; HAT, whose masks are unit gates, keeps its own index snapshot
+(`clearn.hat`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from clearn.network import PackedNetwork
 __all__ = [
     "SPARSE_RESTORE_BELOW",
     "FrozenEntries",
-    "FrozenSet",
+    "TaskFreeze",
     "freeze_unowned",
     "zero_gradient_moves_nothing",
 ]
@@ -112,13 +113,13 @@ def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
 
 
 @dataclass
-class FrozenSet:
+class TaskFreeze:
     """Everything frozen while one task trains, by parameter or buffer name."""
 
     entries: dict[str, FrozenEntries] = field(default_factory=dict)
 
     @classmethod
-    def for_task(cls, network: PackedNetwork, task: int, frozen: dict[str, Tensor]) -> FrozenSet:
+    def for_task(cls, network: PackedNetwork, task: int, frozen: dict[str, Tensor]) -> TaskFreeze:
         """The masked weights where `frozen` (by layer) is True, and what `freeze_unowned`
         freezes besides them."""
         entries = {

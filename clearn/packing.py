@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
-from clearn.frozen import FrozenSet
+from clearn.frozen import TaskFreeze
 from clearn.network import PackedNetwork
 from clearn.powerprop import effective_weights, reinitialise_
 from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
@@ -70,7 +70,7 @@ class TaskPacker:
         self.frozen_features = False
         """True when the current task trains its head only, for lack of free weights."""
         self._generator = torch.Generator().manual_seed(seed)
-        self._frozen = FrozenSet()
+        self._frozen = TaskFreeze()
         self._trained_free: dict[str, Tensor] = {}
 
     def _require(self, *phases: Phase) -> None:
@@ -106,10 +106,10 @@ class TaskPacker:
                 reinitialise_(layers[name], mask.free(), self._generator, scale=self.init_scale)
         for norm in network.norms.values():
             norm.start(task)
-        used = {name: mask.used() for name, mask in network.masks.items()}
+        used = network.used_masks()
         if self.frozen_features:
             used = {name: torch.ones_like(where) for name, where in used.items()}
-        self._frozen = FrozenSet.for_task(network, task, used)
+        self._frozen = TaskFreeze.for_task(network, task, used)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.show_free_weights(True)
@@ -221,7 +221,7 @@ class TaskPacker:
         self._require(Phase.PRUNED)
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
-        self._frozen = FrozenSet()
+        self._frozen = TaskFreeze()
         self.task, self.phase = None, Phase.IDLE
 
     def state_dict(self) -> dict:

@@ -3,7 +3,7 @@ the task's mask, move on.
 
 `SubnetTrainer` is a small state machine, IDLE → TRAINING → IDLE, one round per task. While
 task t trains, what must not change is frozen bit for bit whatever the optimizer (momentum,
-weight decay, Adam/AdamW state) by `frozen.FrozenSet`: under WSN the weights selected by
+weight decay, Adam/AdamW state) by `frozen.TaskFreeze`: under WSN the weights selected by
 M_{t−1} = m_0 ∨ … ∨ m_{t−1}, under SupSup every weight; the other tasks' heads; shared
 BatchNorm parameters and statistics after the first task (own ones with `per_task_norm`).
 """
@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from clearn.frozen import FrozenSet
+from clearn.frozen import TaskFreeze
 from clearn.packing import Phase, PhaseError
 from clearn.subnet_network import SubnetMethod, SubnetNetwork
 
@@ -78,7 +78,7 @@ class SubnetTrainer:
         self.task: int | None = None
         """Task being trained (0-based), None when idle."""
         self._generator = torch.Generator().manual_seed(seed)
-        self._frozen = FrozenSet()
+        self._frozen = TaskFreeze()
 
     def _require(self, phase: Phase) -> None:
         if self.phase is not phase:
@@ -106,7 +106,7 @@ class SubnetTrainer:
         else:
             weights = network.masked_weights()
             frozen = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
-        self._frozen = FrozenSet.for_task(network, task, frozen)
+        self._frozen = TaskFreeze.for_task(network, task, frozen)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.show_free_weights(True)
@@ -132,7 +132,7 @@ class SubnetTrainer:
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
         self.network.show_free_weights(False)
-        self._frozen = FrozenSet()
+        self._frozen = TaskFreeze()
         self.task, self.phase = None, Phase.IDLE
         return masks
 
