@@ -63,3 +63,9 @@ def test_a_results_file_the_benchmark_just_wrote_is_not_an_uncommitted_change(tm
     assert "uncommitted" not in report._commit(folder)
     (folder / "bench.py").write_text("STEPS = 4\n")
     assert report._commit(folder).endswith(" with uncommitted changes")
+
+
+def test_the_long_stream_headline_marks_a_method_a_partial_run_left_out():
+    methods = {"default": {"acc": 0.9, "acc_after_10": 0.92}, "α = 1": {"acc": 0.88}}
+    row = report.long_stream_headline({"tasks": 9, "streams": {"toy": methods}}).splitlines()[2]
+    assert row == "| toy | 90.0 | 88.0 | – | – | – | – | +2.0 | -2.0 |"
