@@ -25,6 +25,9 @@ computes or which plugin hears which callback:
 - `PackNetPlugin`: Avalanche's plugin rebuilds the optimizer at each experience as
   `type(optimizer)(parameters, **optimizer.defaults)`, which torch's AdamW refuses (its
   defaults list `decoupled_weight_decay`, its constructor does not take it).
+- `SynapticIntelligencePlugin`: Avalanche's SI snapshots the weights as
+  `param.detach().cpu().flatten()`, on CPU a view of the parameter itself: the anchor and the
+  pre-step weights move with it, every importance is zero and SI trains as Naive does.
 - `AppendingCSVLogger`: Avalanche's CSVLogger truncates its files when it opens them.
 - `WandBLogger`: Avalanche's WandBLogger calls `wandb.util.generate_id` and `wandb.viz`,
   gone from the wandb releases that install beside this stack.
@@ -50,6 +53,7 @@ from avalanche.evaluation.metric_definitions import GenericPluginMetric
 from avalanche.logging import CSVLogger
 from avalanche.logging import WandBLogger as _AvalancheWandBLogger
 from avalanche.models.packnet import PackNetPlugin as _AvalanchePackNetPlugin
+from avalanche.training.plugins import SynapticIntelligencePlugin as _AvalancheSIPlugin
 from torch.optim import Optimizer
 from torch.utils.data import TensorDataset
 
@@ -61,6 +65,7 @@ __all__ = [
     "TRAINING_ITERATION_EVENTS",
     "AppendingCSVLogger",
     "PackNetPlugin",
+    "SynapticIntelligencePlugin",
     "TaskAwareForward",
     "WandBLogger",
     "fresh_optimizer",
@@ -335,3 +340,20 @@ class PackNetPlugin(_AvalanchePackNetPlugin):
 
     def before_training_exp(self, strategy, *args, **kwargs) -> None:
         strategy.optimizer = fresh_optimizer(strategy.optimizer, strategy.model.parameters())
+
+
+class SynapticIntelligencePlugin(_AvalancheSIPlugin):
+    """Avalanche's SynapticIntelligencePlugin with its two weight snapshots copied (the
+    anchor at each experience's start, the weights before each step), on any device."""
+
+    def _snapshot(self, model, target) -> None:
+        for name, param in self.allowed_parameters(model, self.excluded_parameters):
+            target[name].data = param.detach().cpu().flatten().clone()
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        super().before_training_exp(strategy, **kwargs)
+        self._snapshot(strategy.model, self.ewc_data[0])
+
+    def before_training_iteration(self, strategy, **kwargs) -> None:
+        super().before_training_iteration(strategy, **kwargs)
+        self._snapshot(strategy.model, self.syn_data["old_theta"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from avalanche.models.packnet import PackNetModel
-from avalanche.training import EWC, LwF, Naive, SynapticIntelligence
+from avalanche.training import EWC, LwF, Naive
 from avalanche.training.supervised.joint_training import JointTraining
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
@@ -20,7 +20,7 @@ from clearn.hat import DEFAULT_C as HAT_C
 from clearn.hat import DEFAULT_LR as HAT_LR
 from clearn.subnet_training import DEFAULT_SUPSUP_LR, DEFAULT_WSN_LR
 from scenarios.streams import TaskStream
-from strategies.avalanche_compat import PackNetPlugin
+from strategies.avalanche_compat import PackNetPlugin, SynapticIntelligencePlugin
 from strategies.efficient_packnet import EfficientPackNet
 from strategies.hat import HAT
 from strategies.hat_model import HatNetwork
@@ -162,10 +162,13 @@ def _ewc(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
 
 
 def _si(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
+    # Avalanche's SynapticIntelligence strategy is a template with its SI plugin; this one's
+    # plugin copies its weight snapshots (strategies.avalanche_compat).
     strength = config.regularisation
-    return SynapticIntelligence(
-        si_lambda=BASELINE_DEFAULTS["si"] if strength is None else strength, **common
+    plugin = SynapticIntelligencePlugin(
+        si_lambda=BASELINE_DEFAULTS["si"] if strength is None else strength
     )
+    return SupervisedTemplate(**{**common, "plugins": [*common["plugins"], plugin]})
 
 
 def _lwf(config: RunConfig, stream: TaskStream, common: dict[str, Any]):

@@ -16,6 +16,7 @@ from avalanche.logging import WandBLogger as AvalancheWandBLogger
 from avalanche.models.packnet import PackNetPlugin as AvalanchePackNetPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.plugins import SynapticIntelligencePlugin as AvalancheSIPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -24,6 +25,7 @@ from strategies.avalanche_compat import (
     EVAL_ITERATION_EVENTS,
     TRAINING_ITERATION_EVENTS,
     PackNetPlugin,
+    SynapticIntelligencePlugin,
     mark_optimizer_set_up,
     metric_mode,
     stores_plain_examples,
@@ -174,3 +176,24 @@ def test_packnets_optimizer_reset_fails_on_adamw_and_the_patch_resets_every_opti
         plugin.before_training_exp(strategy)
         assert type(strategy.optimizer) is kind and strategy.optimizer is not before
         assert strategy.optimizer.defaults == before.defaults
+
+
+def test_avalanches_si_learns_no_importance_on_cpu_and_the_patch_does():
+    """Two experiences: after the first, SI's importances are zero under Avalanche's plugin
+    (its snapshots are views of the weights) and positive under the patched one, whose
+    penalty then changes what the second experience learns."""
+    data = LabelledTensors(torch.rand(48, 4), torch.arange(48) % 2)
+    benchmark = nc_benchmark(data, data, n_experiences=2, task_labels=False, seed=0)
+    weights, importances = {}, {}
+    for kind in (AvalancheSIPlugin, SynapticIntelligencePlugin):
+        plugin = kind(si_lambda=10.0)
+        strategy = naive([plugin])
+        for experience in benchmark.train_stream:
+            strategy.train(experience)
+            if experience.current_experience == 0:
+                omega = plugin.ewc_data[1].values()
+                importances[kind] = sum(float(d.data.abs().sum()) for d in omega)
+        weights[kind] = strategy.model.weight.detach().clone()
+    assert importances[AvalancheSIPlugin] == 0.0
+    assert importances[SynapticIntelligencePlugin] > 0.0
+    assert not torch.equal(weights[AvalancheSIPlugin], weights[SynapticIntelligencePlugin])
