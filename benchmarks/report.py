@@ -209,6 +209,10 @@ LONG_STREAM_COLUMNS = {
 """The long-stream methods the README shows (results name → column)."""
 
 
+LONG_STREAM_1000 = "long_stream_permuted-digits_default_alpha-1.json"
+"""The 1,000-task run made so far: the default and α = 1 on permuted digits."""
+
+
 def long_stream_headline(results: Mapping[str, Any]) -> str:
     """The README's long-stream table: ACC % per method and stream ("–" where a run left a
     method out), and the default against issue 24's targets (beat frozen features by 5
@@ -252,7 +256,12 @@ def readme_blocks(results_dir: Path = BENCHMARKS_DIR / "results") -> dict[str, s
     """What the README's generated blocks hold, made from today's results files."""
     peers = json.loads((results_dir / "peers.json").read_text())
     long_stream = json.loads((results_dir / "long_stream_100.json").read_text())
-    return {"peers": peers_headline(peers), "long_stream": long_stream_headline(long_stream)}
+    thousand = json.loads((results_dir / LONG_STREAM_1000).read_text())
+    return {
+        "peers": peers_headline(peers),
+        "long_stream": long_stream_headline(long_stream),
+        "long_stream_1000": long_stream_headline(thousand),
+    }
 
 
 def update_readme(readme: Path = README) -> bool:
