@@ -138,6 +138,12 @@ def _efficient_packnet(mode: str) -> StrategyBuilder:
     return build
 
 
+def _template_with(common: dict[str, Any], plugin) -> SupervisedTemplate:
+    """Avalanche's plain template with the run's plugins and `plugin` after them: what its
+    PackNet and SynapticIntelligence strategies are, built from clearn's patched plugins."""
+    return SupervisedTemplate(**{**common, "plugins": [*common["plugins"], plugin]})
+
+
 def _avalanche_packnet(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
     # Avalanche's PackNet template nests the plugins it is given in a list of its own
     # (`plugins=[plugins, PackNetPlugin(...)]`), so that none of them is ever called: the
@@ -146,7 +152,7 @@ def _avalanche_packnet(config: RunConfig, stream: TaskStream, common: dict[str, 
         post_prune_epochs=min(config.retrain_epochs, config.epochs - 1),
         prune_proportion=config.prune_fraction,
     )
-    return SupervisedTemplate(**{**common, "plugins": [*common["plugins"], plugin]})
+    return _template_with(common, plugin)
 
 
 def _ewc(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
@@ -162,13 +168,12 @@ def _ewc(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
 
 
 def _si(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
-    # Avalanche's SynapticIntelligence strategy is a template with its SI plugin; this one's
-    # plugin copies its weight snapshots (strategies.avalanche_compat).
+    # The SI plugin copies its weight snapshots (strategies.avalanche_compat).
     strength = config.regularisation
     plugin = SynapticIntelligencePlugin(
         si_lambda=BASELINE_DEFAULTS["si"] if strength is None else strength
     )
-    return SupervisedTemplate(**{**common, "plugins": [*common["plugins"], plugin]})
+    return _template_with(common, plugin)
 
 
 def _lwf(config: RunConfig, stream: TaskStream, common: dict[str, Any]):
