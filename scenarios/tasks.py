@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -38,6 +38,17 @@ class TaskSplit:
     def classes(self) -> int:
         """Number of classes of this task."""
         return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    def sample(self, count: int, *, seed: int) -> TaskSplit:
+        """At most `count` of this split's examples, drawn without replacement by `seed`, in
+        their order here (all of them, as they are, when there are no more than `count`)."""
+        if count < 1:
+            raise ValueError(f"a sample needs at least one example, got {count}")
+        if len(self) <= count:
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.randperm(len(self), generator=generator)[:count].sort().values
+        return replace(self, rows=self.rows[chosen], labels=self.labels[chosen])
 
     def inputs(self, positions: Tensor) -> Tensor:
         """Float inputs of the examples at `positions` (indices into this split), as one batch."""

@@ -187,6 +187,12 @@ class RunConfig:
         choices=tuple(METHODS),
         shown="inputs where every task's inputs are recorded, as epn/packnet do, else example",
     )
+    task_agnostic_examples: int | None = _option(
+        None,
+        help="with --task-agnostic: answer at most N test examples of each task without its "
+        "label (a seeded sample; scoring grows with the tasks, so long streams need one)",
+        shown="all",
+    )
     seed: int = _option(0, help="seed of data order, permutations and initialisation")
     train_per_class: int | None = _option(
         None, help="keep this many training images per class (seeded), to study small data"
@@ -278,6 +284,14 @@ class RunConfig:
             raise ValueError(
                 "task_inference chooses how task_agnostic evaluation finds the task: give "
                 "task_agnostic too (--task-agnostic)"
+            )
+        if self.task_agnostic_examples is not None and (
+            not self.task_agnostic or self.task_agnostic_examples < 1
+        ):
+            raise ValueError(
+                f"task_agnostic_examples samples what task_agnostic evaluation answers: give "
+                f"task_agnostic too (--task-agnostic) and a positive number, got "
+                f"{self.task_agnostic_examples}"
             )
         if self.train_per_class is not None and self.train_per_class < 2:
             raise ValueError(

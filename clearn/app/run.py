@@ -121,17 +121,16 @@ def _task_line(task: int, accuracy: float | None, seconds: float, assembled: Ass
 
 def task_agnostic_rows(
     network, stream: TaskStream, evaluated: list[int], device: torch.device,
-    method: str | None = None,
+    method: str | None = None, examples: int | None = None,
 ) -> tuple[list[float | None], list[float | None]]:
     """A row of task-agnostic and of task-id accuracy: each evaluated task's test examples
-    answered without their task label (task inferred by `method`; None: `infer_task`'s
-    default)."""
+    (at most `examples` of them, a sample seeded by the task's number) answered without
+    their task label (task inferred by `method`; None: `infer_task`'s default)."""
     accuracy: list[float | None] = [None] * stream.n_tasks
     task_id: list[float | None] = [None] * stream.n_tasks
     for j in evaluated:
-        batches = TensorBatchLoader(
-            stream.test[j], batch_size=DEFAULT_EVAL_BATCH_SIZE, shuffle=False
-        )
+        test = stream.test[j] if examples is None else stream.test[j].sample(examples, seed=j)
+        batches = TensorBatchLoader(test, batch_size=DEFAULT_EVAL_BATCH_SIZE, shuffle=False)
         score = task_agnostic_score(network, batches, j, device, method=method)
         accuracy[j], task_id[j] = score.accuracy, score.task_id_accuracy
     return accuracy, task_id
@@ -288,7 +287,7 @@ class Run:
         if self.config.task_agnostic:
             rows = task_agnostic_rows(
                 self.assembled.network, self.stream, evaluated, self.device,
-                self.config.task_inference,
+                self.config.task_inference, self.config.task_agnostic_examples,
             )
             progress.agnostic["accuracy"].append(rows[0])
             progress.agnostic["task_id"].append(rows[1])

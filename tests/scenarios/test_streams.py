@@ -113,6 +113,22 @@ def test_shuffled_batches_cover_every_example_once(digits):
     assert not torch.equal(labels, split.labels)
 
 
+def test_a_sample_of_a_split_is_seeded_in_order_and_the_whole_split_when_small(digits):
+    split = build_stream("permuted-digits", n_tasks=2, data=digits).test[1]
+    sample = split.sample(50, seed=3)
+    assert len(sample) == 50 and sample.permutation is split.permutation
+    assert torch.equal(sample.rows, sample.rows.sort().values)  # in the split's order
+    positions = torch.searchsorted(split.rows, sample.rows)  # split.rows is sorted too here
+    assert torch.equal(split.rows[positions], sample.rows)
+    assert torch.equal(split.labels[positions], sample.labels)
+    assert torch.equal(sample.inputs(torch.arange(50)), split.inputs(positions))
+    assert torch.equal(split.sample(50, seed=3).rows, sample.rows)
+    assert not torch.equal(split.sample(50, seed=4).rows, sample.rows)
+    assert split.sample(len(split), seed=0) is split
+    with pytest.raises(ValueError, match="at least one example"):
+        split.sample(0, seed=0)
+
+
 def test_train_per_class_keeps_that_many_per_class_seeded_and_the_whole_test_set(digits):
     small = build_stream("split-digits", data=digits, train_per_class=20, seed=3)
     again = build_stream("split-digits", data=digits, train_per_class=20, seed=3)

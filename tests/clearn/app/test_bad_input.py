@@ -32,6 +32,8 @@ QUICK = ["--scenario", "permuted-digits", "--tasks", "2", "--epochs", "1", "--hi
         ('task_agnostic = true\ntask_inference = "nearest"',
          "unknown task_inference 'nearest'; choose one of example, batch, one-shot, inputs"),
         ('task_inference = "inputs"', "task_inference chooses how task_agnostic evaluation"),
+        ("task_agnostic_examples = 100", "give task_agnostic too"),
+        ("task_agnostic = true\ntask_agnostic_examples = 0", "a positive number, got 0"),
     ],
 )
 def test_a_bad_config_value_is_one_line_before_anything_is_written(tmp_path, cli, toml, message):

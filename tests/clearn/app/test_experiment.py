@@ -227,6 +227,20 @@ def test_task_agnostic_runs_find_the_task_by_the_input_model_unless_told_otherwi
     assert default.task_agnostic_matrix[-1] == default.accuracy_matrix[-1]
 
 
+def test_task_agnostic_examples_answers_a_sample_of_each_tasks_test_set(tmp_path):
+    options = {"scenario": "permuted-digits", "tasks": 2, "epochs": 1, "hidden": [32],
+               "task_agnostic": True}  # fmt: skip
+    whole = run_experiment(RunConfig(**options), tmp_path / "whole")
+    sampled = run_experiment(RunConfig(**options, task_agnostic_examples=7), tmp_path / "sample")
+    assert sampled.config["task_agnostic_examples"] == 7
+    assert sampled.accuracy_matrix == whole.accuracy_matrix  # only the evaluation differs
+    # Accuracy over 7 examples is a multiple of 1/7; over the whole test set it is not.
+    for row in sampled.task_agnostic_matrix:
+        for value in row:
+            assert value is None or abs(7 * value - round(7 * value)) < 1e-9
+    assert any(abs(7 * v - round(7 * v)) > 1e-6 for v in whole.task_agnostic_matrix[-1])
+
+
 @pytest.mark.parametrize("strategy", ["epn", "packnet"])
 def test_a_task_budget_caps_what_each_task_keeps_and_reports_it(tmp_path, strategy):
     options = dict(scenario="permuted-digits", tasks=3, epochs=2, hidden=[64, 32], seed=0)
