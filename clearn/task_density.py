@@ -78,16 +78,22 @@ class TaskDensity(nn.Module):
         if not 0 <= task <= self.tasks:
             raise ValueError(f"fit task {self.tasks} next (fitted: {self.tasks}), got {task}")
         moments: dict[int, _Moments] = {}
+        shift: Tensor | None = None
         for batch in batches:
             inputs, labels = (batch, None) if isinstance(batch, Tensor) else batch
-            flat = inputs.flatten(1).double()
+            flat = inputs.flatten(1)
+            flat = flat if flat.dtype == torch.float64 else flat.float()
             if self.per_class and (labels is None or len(labels) != len(flat)):
                 raise ValueError("a per-class density needs one label per input to fit")
+            if shift is None:
+                shift = flat.mean(0)
             if not self.per_class:
-                moments.setdefault(0, _Moments()).add(flat)
+                _moments_of(moments, 0, shift).add(flat)
                 continue
             for key in labels.unique().tolist():
-                moments.setdefault(key, _Moments()).add(flat[labels == key])
+                _moments_of(moments, key, shift).add(flat[labels == key])
+        if not moments:
+            raise ValueError(f"task {task} needs at least two inputs to fit, got 0")
         pooled = _Moments.pooled(moments.values())
         if pooled.count < 2:
             raise ValueError(f"task {task} needs at least two inputs to fit, got {pooled.count}")
@@ -201,13 +207,22 @@ and 4,096-row ones 0.8 s (the same sums, in another order)."""
 
 
 class _Moments:
-    """Count, sum and sum of outer products of some inputs (float64), added to batch by batch
-    (gathered into chunks of `_CHUNK_ROWS` rows; `flush` adds what is pending)."""
+    """Count, sum and sum of outer products of some inputs less a `shift`, added to batch by
+    batch (gathered into chunks of `_CHUNK_ROWS` rows; `flush` adds what is pending).
 
-    def __init__(self) -> None:
+    Each chunk's product is taken in the inputs' precision (float32 for images: half the
+    time of float64 on a CPU) and summed in float64. Less the shift (near the mean: the
+    first batch's), the sums hold the spread of the inputs rather than their offset, so
+    the covariance drawn from them keeps float32's relative precision, where
+    E[xxᵀ] − μμᵀ from raw sums would cancel it away for inputs far from 0. Measured on
+    54,000 inputs of 784 features in 60-row batches (2 cores): 2.3 s in float64, 1.3 s so
+    (per class, 10 classes: 4.2 and 3.4 s)."""
+
+    def __init__(self, shift: Tensor) -> None:
+        self.shift = shift
         self.count = 0
-        self.total: Tensor | None = None
-        self.outer: Tensor | None = None
+        self.total = torch.zeros(len(shift), dtype=torch.float64)
+        self.outer = torch.zeros(len(shift), len(shift), dtype=torch.float64)
         self._pending: list[Tensor] = []
         self._pending_rows = 0
 
@@ -221,29 +236,37 @@ class _Moments:
         """Add the pending rows to the sums."""
         if not self._pending:
             return
-        chunk = torch.cat(self._pending)
+        chunk = torch.cat(self._pending).sub_(self.shift)
         self._pending, self._pending_rows = [], 0
         self.count += len(chunk)
-        total, outer = chunk.sum(0), chunk.T @ chunk
-        self.total = total if self.total is None else self.total + total
-        self.outer = outer if self.outer is None else self.outer + outer
+        self.total += chunk.sum(0, dtype=torch.float64)
+        self.outer += (chunk.T @ chunk).double()
 
     @staticmethod
     def pooled(parts: Iterable[_Moments]) -> _Moments:
-        """The moments of all `parts` together (each flushed first)."""
-        together = _Moments()
+        """The moments of all `parts` together (each flushed first; one shift for all)."""
+        parts = list(parts)
+        together = _Moments(parts[0].shift)
         for part in parts:
             part.flush()
             together.count += part.count
-            together.total = part.total if together.total is None else together.total + part.total
-            together.outer = part.outer if together.outer is None else together.outer + part.outer
+            together.total += part.total
+            together.outer += part.outer
         return together
+
+
+def _moments_of(moments: dict[int, _Moments], key: int, shift: Tensor) -> _Moments:
+    """`moments[key]`, made (with `shift`) when it is not there yet."""
+    if key not in moments:
+        moments[key] = _Moments(shift)
+    return moments[key]
 
 
 def _fit_component(moments: _Moments, rank: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Probabilistic PCA from `moments`: mean, directions, their variances, residual."""
-    mean = moments.total / moments.count
-    covariance = moments.outer / moments.count - torch.outer(mean, mean)
+    offset = moments.total / moments.count  # the mean less the shift
+    mean = moments.shift.double() + offset
+    covariance = moments.outer / moments.count - torch.outer(offset, offset)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
     eigenvalues = eigenvalues.clamp_min(0).flip(0)
     eigenvectors = eigenvectors.flip(1)
