@@ -25,12 +25,16 @@ BENCHMARKS = (
     "task_agnostic",
     "task_inference",
     "peers",
+    "reuse",
 )
-LONG = ("long_stream", "frontier", "robustness", "task_agnostic", "task_inference", "peers")
+LONG = (
+    "long_stream", "frontier", "robustness", "task_agnostic", "task_inference", "peers", "reuse",
+)
 """Left out unless named with --only: the 1,000-task streams take about 3 hours on 2 cores
 (`python -m benchmarks.long_stream --tasks 100`: 25 minutes), the frontier study about 25
 minutes, the robustness study about 45, task-agnostic inference about 15 (it trains two
-streams), the task-inference methods about 10, the peer mask methods about 40."""
+streams), the task-inference methods about 10, the peer mask methods about 40, first-layer
+reuse about 15."""
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
 parser.add_argument("--quick", action="store_true", help="reduced version, a few minutes")

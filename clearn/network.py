@@ -225,9 +225,11 @@ class PackedNetwork(TaskViews):
 
     def _point_masks(self, task: int | None) -> None:
         include_free = task is not None and task == self.training_task and self._see_free
-        for mask in self.masks.values():
+        for name, mask in self.masks.items():
             mask.view_task = task
-            mask.include_free = include_free
+            mask.include_free = include_free and (
+                self._free_layers is None or name in self._free_layers
+            )
 
     def _superpose(self, alpha: Tensor | None) -> None:
         superpose_masks(self.masks.values(), alpha)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -20,7 +21,20 @@ from clearn.network import PackedNetwork
 from clearn.powerprop import effective_weights, reinitialise_
 from clearn.pruning import DEFAULT_SCOPE, Scope, magnitude_masks
 
-__all__ = ["CapacityExhaustedError", "Phase", "PhaseError", "TaskPacker"]
+__all__ = [
+    "TRAIN_LAYERS",
+    "CapacityExhaustedError",
+    "Phase",
+    "PhaseError",
+    "TaskPacker",
+    "TrainLayers",
+]
+
+TrainLayers = Literal["all", "first"]
+TRAIN_LAYERS: tuple[TrainLayers, ...] = ("all", "first")
+"""Which masked layers' free weights a task after the first trains: all of them, or only the
+first (the input layer), each later task then reusing the deeper weights earlier tasks own
+rather than claiming fresh ones there (the first task always trains every layer)."""
 
 
 class Phase(enum.Enum):
@@ -56,7 +70,10 @@ class TaskPacker:
         seed: int = 0,
         init_scale: float = 1.0,
         redraw_free: bool = True,
+        train_layers: TrainLayers = "all",
     ) -> None:
+        if train_layers not in TRAIN_LAYERS:
+            raise ValueError(f"train_layers must be 'all' or 'first', got {train_layers!r}")
         self.network = network
         self.scope: Scope = scope
         self.init_scale = init_scale
@@ -67,8 +84,12 @@ class TaskPacker:
         self.phase = Phase.IDLE
         self.task: int | None = None
         """Task of the current round (0-based), None when idle."""
+        self.train_layers: TrainLayers = train_layers
+        """Which masked layers a task after the first trains (`TRAIN_LAYERS`)."""
         self.frozen_features = False
         """True when the current task trains its head only, for lack of free weights."""
+        self._trained_layers: list[str] = []
+        """The masked layers whose free weights the current task trains."""
         self._generator = torch.Generator().manual_seed(seed)
         self._frozen = TaskFreeze()
         self._trained_free: dict[str, Tensor] = {}
@@ -93,7 +114,9 @@ class TaskPacker:
             )
         if task >= network.n_tasks:
             raise ValueError(f"the network has {network.n_tasks} heads; task {task} has none")
-        self.frozen_features = network.capacity().free == 0.0
+        layers = list(network.masks)
+        trained = layers if task == 0 or self.train_layers == "all" else layers[:1]
+        self.frozen_features = not any(bool(network.masks[n].free().any()) for n in trained)
         if self.frozen_features and not allow_frozen_features:
             raise CapacityExhaustedError(
                 f"no free weights are left for task {task}: lower gamma (EfficientPackNet) "
@@ -106,13 +129,15 @@ class TaskPacker:
                 reinitialise_(layers[name], mask.free(), self._generator, scale=self.init_scale)
         for norm in network.norms.values():
             norm.start(task)
-        used = network.used_masks()
-        if self.frozen_features:
-            used = {name: torch.ones_like(where) for name, where in used.items()}
+        self._trained_layers = [] if self.frozen_features else trained
+        used = {
+            name: where if name in self._trained_layers else torch.ones_like(where)
+            for name, where in network.used_masks().items()
+        }
         self._frozen = TaskFreeze.for_task(network, task, used)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
-        network.show_free_weights(True)
+        network.show_free_weights(True, layers=self._trained_layers)
 
     @torch.no_grad()
     def restore_frozen(self, *, parameters: bool = True) -> None:
@@ -136,9 +161,13 @@ class TaskPacker:
         self._frozen.zero_gradients()
 
     def trained_free_weights(self) -> dict[str, Tensor]:
-        """Masks of the weights this task trained (free at its start). Phase TRAINING."""
+        """Masks of the weights this task trained (free at its start, in the layers it
+        trains). Phase TRAINING."""
         self._require(Phase.TRAINING)
-        return {name: mask.free() for name, mask in self.network.masks.items()}
+        return {
+            name: mask.free() if name in self._trained_layers else torch.zeros_like(mask.free())
+            for name, mask in self.network.masks.items()
+        }
 
     def candidate_masks(self, kept: float) -> dict[str, Tensor]:
         """Kept-weight masks for keeping fraction `kept` of the trained free weights, by
@@ -180,7 +209,7 @@ class TaskPacker:
         recorded with score -1. `at_most` caps the kept fraction (`search_kept_fraction`).
         """
         self._require(Phase.TRAINING)
-        self.network.show_free_weights(True)
+        self.network.show_free_weights(True, layers=self._trained_layers)
         unpruned = evaluate()
         threshold = check_gamma(gamma) * unpruned
         guard_threshold = None if guard is None else gamma * guard()
@@ -222,6 +251,7 @@ class TaskPacker:
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
         self._frozen = TaskFreeze()
+        self._trained_layers = []
         self.task, self.phase = None, Phase.IDLE
 
     def state_dict(self) -> dict:

@@ -7,7 +7,7 @@ behind for the next one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from torch import Tensor, nn
@@ -40,6 +40,7 @@ class TaskViews(nn.Module):
         """Each per-task BatchNorm layer, by layer name (empty: BatchNorm shared or none)."""
         self._view: int | None = None
         self._see_free = False
+        self._free_layers: frozenset[str] | None = None
 
     @property
     def n_tasks(self) -> int:
@@ -73,9 +74,11 @@ class TaskViews(nn.Module):
         """Point every mask at task `task`'s view (None: every weight)."""
         raise NotImplementedError
 
-    def show_free_weights(self, visible: bool) -> None:
-        """While task `training_task` trains, its queries see free weights (True) or not."""
+    def show_free_weights(self, visible: bool, *, layers: Iterable[str] | None = None) -> None:
+        """While task `training_task` trains, its queries see free weights (True) or not: in
+        every masked layer, or with `layers` only in those (a task that trains only them)."""
         self._see_free = visible
+        self._free_layers = None if layers is None else frozenset(layers)
 
     @contextmanager
     def superposed(self, alpha: Tensor) -> Iterator[None]:

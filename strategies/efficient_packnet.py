@@ -22,6 +22,7 @@ from clearn.defaults import (
     DEFAULT_RETRAIN_EPOCHS,
     DEFAULT_VALIDATION_SHARE,
 )
+from clearn.packing import TrainLayers
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from clearn.task_pruning import PackMode
 from strategies.avalanche_compat import TaskAwareForward
@@ -48,7 +49,9 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
     instead (classic PackNet on the same mechanism). `task_budget`, the number of tasks the
     network must hold, caps what each task keeps so that free weights remain for every one
     (`clearn.task_pruning.PruningRule`); each report says what the budget allowed and
-    whether it bound. It is Avalanche's `SupervisedTemplate`
+    whether it bound. `train_layers="first"` has each task after the first train only the
+    first masked layer, reusing the deeper weights earlier tasks own. It is Avalanche's
+    `SupervisedTemplate`
     with four plugins ahead of the user's: the validation hold-out (`ValidationSplitPlugin`),
     the epoch budget (`PlateauBudgetPlugin`, both shared with the baselines), the packing
     (`self.packing`, whose `reports` say per task what it kept, owns and how long it
@@ -91,6 +94,7 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
         scope: Scope = DEFAULT_SCOPE,
         init_scale: float = DEFAULT_INIT_SCALE,
         redraw_free: bool = True,
+        train_layers: TrainLayers = "all",
         allow_frozen_features: bool = False,
         seed: int = 0,
         verbose: bool = False,
@@ -106,7 +110,8 @@ class EfficientPackNet(ListenedCallbacks, TaskAwareForward, SupervisedTemplate):
             gamma=gamma, prune_fraction=prune_fraction, task_budget=task_budget,
             retrain_epochs=retrain_epochs,
             patience=patience, scope=scope, allow_frozen_features=allow_frozen_features,
-            seed=seed, init_scale=init_scale, redraw_free=redraw_free, verbose=verbose,
+            seed=seed, init_scale=init_scale, redraw_free=redraw_free,
+            train_layers=train_layers, verbose=verbose,
         )  # fmt: skip
         super().__init__(
             model=model,

@@ -24,7 +24,7 @@ from clearn.defaults import (
 from clearn.evaluation import task_accuracy
 from clearn.frozen import zero_gradient_moves_nothing
 from clearn.network import PackedNetwork
-from clearn.packing import Phase, TaskPacker
+from clearn.packing import Phase, TaskPacker, TrainLayers
 from clearn.pruning import DEFAULT_SCOPE, Scope
 from clearn.task_pruning import (
     PackMode,
@@ -79,8 +79,10 @@ class PackingPlugin(SupervisedPlugin):
     `task_budget`) and its
     survivors retrained for `retrain_epochs` of the cap. Validation data is `valid_stream`'s
     experience of the task's label, else a seeded `validation_share` held out of training.
-    `init_scale` multiplies every weight drawn. Every default is `clearn run`'s; `verbose`
-    logs each task's report at INFO level (`strategies.*` loggers).
+    `init_scale` multiplies every weight drawn; `train_layers="first"` has each task after
+    the first train only the first masked layer (`clearn.packing.TRAIN_LAYERS`). Every
+    default is `clearn run`'s; `verbose` logs each task's report at INFO level
+    (`strategies.*` loggers).
 
     Hold-out, budget and input statistics are plugins of their own (`validation_split`,
     `budget`, `input_statistics`): called by Avalanche where the template lists them (before
@@ -103,12 +105,14 @@ class PackingPlugin(SupervisedPlugin):
         seed: int = 0,
         init_scale: float = DEFAULT_INIT_SCALE,
         redraw_free: bool = True,
+        train_layers: TrainLayers = "all",
         verbose: bool = False,
     ) -> None:
         super().__init__()
         self.rule = PruningRule(mode, gamma, prune_fraction, task_budget)
         self._packer_options = dict(
-            scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free
+            scope=scope, seed=seed, init_scale=init_scale, redraw_free=redraw_free,
+            train_layers=train_layers,
         )
         self.network: PackedNetwork | None = None
         """The strategy's model, found at the first experience."""

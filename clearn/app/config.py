@@ -30,6 +30,7 @@ from clearn.defaults import (
 )
 from clearn.epn import check_gamma
 from clearn.models import MODELS, backbone
+from clearn.packing import TRAIN_LAYERS
 from clearn.powerprop import check_alpha
 from clearn.pruning import DEFAULT_SCOPE, SCOPES
 from clearn.task_inference import METHODS
@@ -167,6 +168,13 @@ class RunConfig:
         "earlier tasks pruned away",
         choices=FREE_WEIGHTS,
     )
+    train_layers: str | None = _option(
+        None,
+        help="epn/packnet: 'first' has each task after the first train only the first "
+        "layer's free weights, reusing the deeper weights earlier tasks own",
+        choices=TRAIN_LAYERS,
+        shown="every layer",
+    )
     regularisation: float | None = _option(
         None, help="lambda of ewc/si, alpha of lwf, c of hat (default: the strategy's)"
     )
@@ -284,6 +292,17 @@ class RunConfig:
             raise ValueError(
                 "task_inference chooses how task_agnostic evaluation finds the task: give "
                 "task_agnostic too (--task-agnostic)"
+            )
+        if self.train_layers is not None and self.train_layers not in TRAIN_LAYERS:
+            raise ValueError(
+                f"train_layers must be one of {', '.join(TRAIN_LAYERS)}, got "
+                f"{brief(self.train_layers)}"
+            )
+        if self.train_layers is not None and not spec.packs:
+            raise ValueError(
+                f"train_layers chooses what a packed network's later tasks train "
+                f"({', '.join(n for n in STRATEGY_NAMES if spec_for(n).packs)}), not "
+                f"{self.strategy}"
             )
         if self.task_agnostic_examples is not None and (
             not self.task_agnostic or self.task_agnostic_examples < 1

@@ -132,6 +132,7 @@ def _efficient_packnet(mode: str) -> StrategyBuilder:
             seed=config.seed,
             init_scale=config.init_scale,
             redraw_free=config.free_weights == "redraw",
+            train_layers=config.train_layers or "all",
             **common,
         )
 

@@ -366,3 +366,57 @@ def test_a_non_finite_weight_outside_a_view_does_not_leak_into_it():
     with torch.no_grad():
         stored_weight(layer)[free] = float("nan")
     assert torch.equal(logits(net, 0), before)
+
+
+def two_layer_network(tasks: int = 3) -> PackedNetwork:
+    torch.manual_seed(0)
+    backbone = nn.Sequential(
+        nn.Flatten(), nn.Linear(INPUTS, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU()
+    )
+    return PackedNetwork(backbone=backbone, feature_size=16, classes_per_task=[3] * tasks)
+
+
+def test_later_tasks_can_train_the_first_layer_only_reusing_the_deeper_ones():
+    net = two_layer_network()
+    packer = TaskPacker(net, train_layers="first")
+    optimizer = OPTIMIZERS["sgd-momentum-decay"](net.parameters())
+    first, deeper = list(net.masks)
+    train_task(packer, optimizer, 0)
+    assert all(bool((m.owned_up_to(0)).any()) for m in net.masks.values())  # task 0: both
+    task_0 = logits(net, 0)
+    deeper_free = net.masks[deeper].free().clone()
+    packer.begin_task(1)
+    with net.viewing(1):
+        assert net.masks[first].include_free and not net.masks[deeper].include_free
+        assert not net.layers[deeper].weight[deeper_free].any()  # hidden from the task
+    assert not packer.trained_free_weights()[deeper].any()
+    inputs, labels = task_data(1)
+    net.train()
+    for _ in range(30):
+        loss = nn.functional.cross_entropy(net(inputs, 1), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        packer.restore_frozen()
+    packer.prune(0.4)
+    packer.end_task()
+    new = {name: m.owned_up_to(1) & ~m.owned_up_to(0) for name, m in net.masks.items()}
+    assert new[first].any() and not new[deeper].any()
+    assert torch.equal(net.masks[deeper].free(), deeper_free)
+    assert torch.equal(logits(net, 0), task_0)
+
+
+def test_a_full_first_layer_puts_a_first_layer_task_on_frozen_features():
+    net = two_layer_network()
+    packer = TaskPacker(net, train_layers="first")
+    first, deeper = list(net.masks)
+    train_task(packer, torch.optim.SGD(net.parameters(), lr=0.1), 0)
+    net.masks[first].assign(0, net.masks[first].free())
+    assert net.masks[deeper].free().any()  # deeper weights are still free
+    with pytest.raises(CapacityExhaustedError, match="allow_frozen_features"):
+        packer.begin_task(1)
+    packer.begin_task(1, allow_frozen_features=True)
+    assert packer.frozen_features
+    assert not any(mask.include_free for mask in net.masks.values())
+    with pytest.raises(ValueError, match="train_layers must be 'all' or 'first'"):
+        TaskPacker(net, train_layers="last")

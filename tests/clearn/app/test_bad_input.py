@@ -33,6 +33,8 @@ QUICK = ["--scenario", "permuted-digits", "--tasks", "2", "--epochs", "1", "--hi
          "unknown task_inference 'nearest'; choose one of example, batch, one-shot, inputs"),
         ('task_inference = "inputs"', "task_inference chooses how task_agnostic evaluation"),
         ("task_agnostic_examples = 100", "give task_agnostic too"),
+        ('train_layers = "last"', "train_layers must be one of all, first"),
+        ('strategy = "naive"\ntrain_layers = "first"', "train_layers chooses what a packed"),
         ("task_agnostic = true\ntask_agnostic_examples = 0", "a positive number, got 0"),
     ],
 )

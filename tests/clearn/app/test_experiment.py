@@ -242,6 +242,19 @@ def test_task_agnostic_examples_answers_a_sample_of_each_tasks_test_set(tmp_path
 
 
 @pytest.mark.parametrize("strategy", ["epn", "packnet"])
+def test_later_tasks_told_to_train_the_first_layer_own_nothing_deeper(tmp_path, strategy):
+    config = RunConfig(scenario="permuted-digits", tasks=3, epochs=2, hidden=[32, 16],
+                       strategy=strategy, train_layers="first")  # fmt: skip
+    results = run_experiment(config, tmp_path / "first")
+    assert results.config["train_layers"] == "first"
+    model = load_checkpoint(tmp_path / "first" / "checkpoints" / "last.pt")["model"]
+    owners = [v for k, v in model.items() if k.endswith(".owner")]  # in layer order
+    assert len(owners) == 2
+    codes = [set(torch.unique(o).tolist()) - {0} for o in owners]  # 0: free; task t: t + 1
+    assert codes[0] == {1, 2, 3} and codes[1] == {1}
+
+
+@pytest.mark.parametrize("strategy", ["epn", "packnet"])
 def test_a_task_budget_caps_what_each_task_keeps_and_reports_it(tmp_path, strategy):
     options = dict(scenario="permuted-digits", tasks=3, epochs=2, hidden=[64, 32], seed=0)
     budgeted = run_experiment(
