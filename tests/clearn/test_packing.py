@@ -70,6 +70,20 @@ def train_task(
     packer.end_task()
 
 
+def whole_batch_steps(
+    packer: TaskPacker, optimizer: torch.optim.Optimizer, task: int, steps: int
+) -> None:
+    """`steps` optimizer steps on all of task `task`'s data, within the packer's round."""
+    inputs, labels = task_data(task)
+    packer.network.train()
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(packer.network(inputs, task), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        packer.restore_frozen()
+
+
 def logits(net: PackedNetwork, task: int) -> torch.Tensor:
     net.eval()
     with torch.no_grad():
@@ -246,14 +260,7 @@ def test_running_out_of_capacity_names_the_options_or_trains_the_head_only():
     before = logits(net, 0)
     packer.begin_task(1, allow_frozen_features=True)
     head_before = net.heads[1].weight.detach().clone()
-    inputs, labels = task_data(1)
-    net.train()
-    for _ in range(5):
-        loss = nn.functional.cross_entropy(net(inputs, 1), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        packer.restore_frozen()
+    whole_batch_steps(packer, optimizer, 1, 5)
     packer.prune(0.0)
     packer.end_task()
     assert not torch.equal(net.heads[1].weight, head_before)
@@ -390,14 +397,7 @@ def test_later_tasks_can_train_the_first_layer_only_reusing_the_deeper_ones():
         assert net.masks[first].include_free and not net.masks[deeper].include_free
         assert not net.layers[deeper].weight[deeper_free].any()  # hidden from the task
     assert not packer.trained_free_weights()[deeper].any()
-    inputs, labels = task_data(1)
-    net.train()
-    for _ in range(30):
-        loss = nn.functional.cross_entropy(net(inputs, 1), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        packer.restore_frozen()
+    whole_batch_steps(packer, optimizer, 1, 30)
     packer.prune(0.4)
     packer.end_task()
     new = {name: m.owned_up_to(1) & ~m.owned_up_to(0) for name, m in net.masks.items()}
