@@ -114,8 +114,8 @@ class TaskPacker:
             )
         if task >= network.n_tasks:
             raise ValueError(f"the network has {network.n_tasks} heads; task {task} has none")
-        layers = list(network.masks)
-        trained = layers if task == 0 or self.train_layers == "all" else layers[:1]
+        names = list(network.masks)
+        trained = names if task == 0 or self.train_layers == "all" else names[:1]
         self.frozen_features = not any(bool(network.masks[n].free().any()) for n in trained)
         if self.frozen_features and not allow_frozen_features:
             raise CapacityExhaustedError(
@@ -165,7 +165,9 @@ class TaskPacker:
         trains). Phase TRAINING."""
         self._require(Phase.TRAINING)
         return {
-            name: mask.free() if name in self._trained_layers else torch.zeros_like(mask.free())
+            name: mask.free()
+            if name in self._trained_layers
+            else torch.zeros_like(mask.owner, dtype=torch.bool)
             for name, mask in self.network.masks.items()
         }
 
