@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from benchmarks.task_inference import _accuracies, _rerank, _TaskData, _Views
+from benchmarks.task_inference import _accuracies, _rerank, _task_data, _TaskData, _Views
+from scenarios.streams import build_stream
 
 
 def test_rerank_keeps_the_input_models_top_three_ranked_by_the_views() -> None:
@@ -30,3 +32,15 @@ def test_accuracies_count_an_example_right_only_with_its_task_and_its_class() ->
     # One batch per task (4 < 16): task 0's summed scores still pick task 0.
     assert found["task_id_batch"] == 1.0
     assert found["agnostic_acc_batch"] == (1 + 2 / 4) / 2
+
+
+def test_training_data_drawn_on_demand_is_each_tasks_whole_training_split() -> None:
+    stream = build_stream("permuted-digits", n_tasks=3)
+    eager = _task_data(stream, 3, 10)
+    on_demand = _task_data(stream, 3, 10, train_on_demand=True)
+    assert len(on_demand.train) == 3
+    for (inputs, labels), (drawn, drawn_labels) in zip(eager.train, on_demand.train, strict=True):
+        assert torch.equal(inputs, drawn) and torch.equal(labels, drawn_labels)
+    assert not torch.equal(on_demand.train[0][0], on_demand.train[1][0])  # its own permutation
+    with pytest.raises(IndexError):
+        on_demand.train[3]
