@@ -29,3 +29,13 @@ def test_a_partial_run_never_takes_the_whole_benchmarks_name():
     assert name == "long_stream_100_permuted-digits_default_alpha-1"
     assert command.endswith("--streams permuted-digits --methods 'default' 'α = 1'")
     assert long_stream._name_and_command(100, None, ["default"])[0] == "long_stream_100_default"
+
+
+def test_only_the_long_fashion_mnist_default_answers_a_sample_of_its_test_sets() -> None:
+    every = list(long_stream.METHODS)
+    sampled = long_stream._configs("permuted-fmnist", long_stream.TASKS, every)
+    assert sampled[("permuted-fmnist", "default")].task_agnostic_examples == 500
+    assert all(c.task_agnostic_examples is None for k, c in sampled.items() if k[1] != "default")
+    for scenario, tasks in (("permuted-fmnist", 100), ("permuted-digits", long_stream.TASKS)):
+        configs = long_stream._configs(scenario, tasks, every).values()
+        assert all(c.task_agnostic_examples is None for c in configs)
