@@ -69,8 +69,9 @@ METHODS: dict[str, dict[str, Any]] = {
 TASK_ID_EXAMPLES: dict[tuple[str, int], int] = {("permuted-fmnist", TASKS): 500}
 """Test examples per task that the task-agnostic evaluation answers (a seeded sample,
 `task_agnostic_examples`), by (stream, length), where answering all of them would take hours:
-about 0.5 ms an example against 1,000 tasks of 784 inputs on one thread, for 10,000 images a
-task at every full evaluation. Elsewhere every test example is answered."""
+0.5 to 3 ms an example against 1,000 tasks of 784 inputs on one thread (by input model and
+machine: docs/results/task_inference.md), for 10,000 images a task at every full
+evaluation. Elsewhere every test example is answered."""
 HEADER = [
     "stream", "method", "ACC %", "ACC % after 10 tasks", "free % at end", "task-id % (end)",
     "kept in layer 1 %", "train s/task, first 10%", "last 10%", "checkpoint MB",
@@ -81,11 +82,14 @@ HEADER = [
 def _configs(scenario: str, tasks: int, methods: list[str]) -> dict[tuple[str, str], RunConfig]:
     common = dict(scenario=scenario, tasks=tasks, allow_frozen_features=True,
                   eval_every_tasks=max(1, tasks // 10), **STREAMS[scenario])  # fmt: skip
-    extra = {"default, task budget": {"task_budget": tasks}}
+    overrides_by_method = {"default, task budget": {"task_budget": tasks}}
     if (scenario, tasks) in TASK_ID_EXAMPLES:
-        extra["default"] = {"task_agnostic_examples": TASK_ID_EXAMPLES[(scenario, tasks)]}
+        sample = TASK_ID_EXAMPLES[(scenario, tasks)]
+        overrides_by_method["default"] = {"task_agnostic_examples": sample}
     configs = {
-        (scenario, method): RunConfig(**common, **METHODS[method], **extra.get(method, {}))
+        (scenario, method): RunConfig(
+            **common, **METHODS[method], **overrides_by_method.get(method, {})
+        )
         for method in methods
     }  # fmt: skip
     for seed in UPPER_BOUND_SEEDS:

@@ -1,5 +1,7 @@
 """benchmarks/long_stream.py: the figures it reads off a run, and what a partial run is named."""
 
+import dataclasses
+
 from benchmarks import long_stream
 from clearn.app.results import RunResult
 
@@ -31,11 +33,17 @@ def test_a_partial_run_never_takes_the_whole_benchmarks_name():
     assert long_stream._name_and_command(100, None, ["default"])[0] == "long_stream_100_default"
 
 
-def test_only_the_long_fashion_mnist_default_answers_a_sample_of_its_test_sets() -> None:
+def test_only_the_long_fashion_mnist_default_answers_a_sample_of_its_test_sets(
+    monkeypatch,
+) -> None:
     every = list(long_stream.METHODS)
     sampled = long_stream._configs("permuted-fmnist", long_stream.TASKS, every)
-    assert sampled[("permuted-fmnist", "default")].task_agnostic_examples == 500
-    assert all(c.task_agnostic_examples is None for k, c in sampled.items() if k[1] != "default")
+    key = ("permuted-fmnist", "default")
+    assert sampled[key].task_agnostic_examples == 500
+    monkeypatch.setattr(long_stream, "TASK_ID_EXAMPLES", {})
+    unsampled = long_stream._configs("permuted-fmnist", long_stream.TASKS, every)
+    assert {k for k in sampled if sampled[k] != unsampled[k]} == {key}
+    assert dataclasses.replace(sampled[key], task_agnostic_examples=None) == unsampled[key]
     for scenario, tasks in (("permuted-fmnist", 100), ("permuted-digits", long_stream.TASKS)):
         configs = long_stream._configs(scenario, tasks, every).values()
         assert all(c.task_agnostic_examples is None for c in configs)
