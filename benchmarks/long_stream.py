@@ -27,7 +27,10 @@ finds no free weight left trains its head on frozen features instead of stopping
 `python -m benchmarks.long_stream --tasks N` runs a shorter stream (its own results file);
 `--streams` and `--methods` run some of them (results file, page and plots named after the
 streams and methods run, so that they never replace the whole benchmark's);
-finished runs are reused and interrupted ones resume from their checkpoints.
+finished runs are reused and interrupted ones resume from their checkpoints. `--so-far`
+reads interrupted runs up to their last checkpoints instead, running only the references
+(results file and page named `…_so_far`): a stream that takes hours can be reported as it
+goes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import argparse
 import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,7 @@ from clearn.app.results import RunResult
 from clearn.app.run import CHECKPOINT
 from clearn.app.tables import markdown_table, percent
 from scenarios.datasets import DEBIAN_FASHION_MNIST
+from strategies import PackingPlugin
 
 TASKS = 1000
 QUICK_TASKS = 10
@@ -72,6 +77,16 @@ TASK_ID_EXAMPLES: dict[tuple[str, int], int] = {("permuted-fmnist", TASKS): 500}
 0.5 to 3 ms an example against 1,000 tasks of 784 inputs on one thread (by input model and
 machine: docs/results/task_inference.md), for 10,000 images a task at every full
 evaluation. Elsewhere every test example is answered."""
+PACKING = PackingPlugin.__name__
+"""The plugin whose state in a checkpoint holds the task reports."""
+SO_FAR_NOTE = (
+    "The long runs were interrupted: each row holds what its run measured up to its last "
+    "checkpoint, the number of tasks it had trained given with its method. ACC % there is "
+    "the mean accuracy of the tasks trained so far, each measured right after it trained "
+    "(packing forgets nothing; the last column checks it on every full evaluation); the "
+    "plot's points are the full evaluations so far. The runs resume from their checkpoints "
+    "with the same command without --so-far."
+)
 HEADER = [
     "stream", "method", "ACC %", "ACC % after 10 tasks", "free % at end", "task-id % (end)",
     "kept in layer 1 %", "train s/task, first 10%", "last 10%", "checkpoint MB",
@@ -99,24 +114,58 @@ def _configs(scenario: str, tasks: int, methods: list[str]) -> dict[tuple[str, s
     return configs
 
 
-def _mean_accuracy_after(result: RunResult, tasks: int) -> float | None:
+@dataclass(frozen=True)
+class _Measured:
+    """What a long run measured: a finished run's, or an interrupted one's so far (read from
+    its checkpoint)."""
+
+    acc: float
+    """ACC: a finished run's; so far, the mean accuracy of the tasks trained."""
+    matrix: list[list[float | None]]
+    task_id_matrix: list[list[float | None]] | None
+    task_reports: list[dict[str, Any]]
+    train_seconds_per_task: list[float]
+
+    @classmethod
+    def of_result(cls, result: RunResult) -> _Measured:
+        return cls(result.acc, result.accuracy_matrix, result.task_id_matrix,
+                   result.task_reports, result.train_seconds_per_task)  # fmt: skip
+
+    @classmethod
+    def so_far(cls, folder: Path) -> _Measured:
+        """An interrupted run's measurements up to its last checkpoint."""
+        saved = load_checkpoint(folder / CHECKPOINT)
+        packing = [p["state"] for p in saved["strategy"]["plugins"] if p["type"] == PACKING]
+        agnostic = saved["task_agnostic"]
+        matrix = saved["matrix"]
+        return cls(_mean_accuracy_after(matrix, len(matrix)), matrix,
+                   agnostic["task_id"] if saved["config"]["task_agnostic"] else None,
+                   packing[0]["reports"] if packing else [], saved["train_seconds"])  # fmt: skip
+
+
+def _mean_accuracy_after(matrix: list[list[float | None]], tasks: int) -> float | None:
     """Mean accuracy over the first `tasks` tasks once they are trained. Every method here
     packs, and packing forgets nothing, so a task's accuracy is the one measured right after
     it trained (the matrix's diagonal; between full evaluations a row holds only that task);
     `_largest_drift` checks that on every full evaluation. None for a shorter stream."""
-    if len(result.accuracy_matrix) < tasks:
+    if len(matrix) < tasks:
         return None
-    return statistics.fmean(row[i] for i, row in enumerate(result.accuracy_matrix[:tasks]))
+    return statistics.fmean(row[i] for i, row in enumerate(matrix[:tasks]))
 
 
-def _largest_drift(result: RunResult) -> float:
+def _largest_drift(matrix: list[list[float | None]]) -> float:
     """The largest change of a task's accuracy since it trained, over the full evaluations."""
-    diagonal = [row[i] for i, row in enumerate(result.accuracy_matrix)]
+    diagonal = [row[i] for i, row in enumerate(matrix)]
     return max(
-        (abs(v - diagonal[j]) for row in result.accuracy_matrix for j, v in enumerate(row)
-         if v is not None),
+        (abs(v - diagonal[j]) for row in matrix for j, v in enumerate(row) if v is not None),
         default=0.0,
-    )  # fmt: skip
+    )
+
+
+def _last_full_row(matrix: list[list[float | None]]) -> list[float]:
+    """The values of the last row that evaluated every task seen ([] without one)."""
+    full = [row[: i + 1] for i, row in enumerate(matrix) if None not in row[: i + 1]]
+    return full[-1] if full else []
 
 
 def _first_layer_share(folder: Path) -> float | None:
@@ -137,17 +186,18 @@ def _tenth(seconds: list[float], *, last: bool) -> float:
     return statistics.fmean(seconds[-count:] if last else seconds[:count])
 
 
-def _figures(result: RunResult, folder: Path) -> dict[str, Any]:
-    task_id = result.task_id_matrix[-1] if result.task_id_matrix else None
-    seen = [v for v in task_id or [] if v is not None]
+def _figures(measured: _Measured, folder: Path) -> dict[str, Any]:
+    reports = measured.task_reports
+    task_id = _last_full_row(measured.task_id_matrix or [])
     return {
-        "acc": result.acc,
-        "acc_after_10": _mean_accuracy_after(result, 10),
-        "largest_drift": _largest_drift(result),
-        "free": [r["free_fraction"] for r in result.task_reports],
-        "task_id_end": statistics.fmean(seen) if seen else None,
-        "budget_bound_tasks": sum(bool(r.get("budget_bound")) for r in result.task_reports),
-        "train_seconds_per_task": result.train_seconds_per_task,
+        "acc": measured.acc,
+        "tasks_trained": len(measured.matrix),
+        "acc_after_10": _mean_accuracy_after(measured.matrix, 10),
+        "largest_drift": _largest_drift(measured.matrix),
+        "free": [r["free_fraction"] for r in reports],
+        "task_id_end": statistics.fmean(task_id) if task_id else None,
+        "budget_bound_tasks": sum(bool(r.get("budget_bound")) for r in reports),
+        "train_seconds_per_task": measured.train_seconds_per_task,
         "checkpoint_bytes": (folder / CHECKPOINT).stat().st_size,
         "kept_in_first_layer": _first_layer_share(folder),
     }
@@ -189,9 +239,11 @@ def run(
     tasks: int | None = None,
     streams: list[str] | None = None,
     methods: list[str] | None = None,
+    so_far: bool = False,
 ) -> dict:
     """Run the streams' methods (every one by default; reusing finished runs), print, plot;
-    return the figures."""
+    return the figures. With `so_far`, read the long runs as far as their checkpoints go
+    instead of running them (the references still run)."""
     began = time.perf_counter()
     tasks = tasks or (QUICK_TASKS if quick else TASKS)
     fmnist = DEBIAN_FASHION_MNIST.is_dir() and not quick
@@ -201,7 +253,11 @@ def run(
     name, command = _name_and_command(tasks, streams and scenarios, methods)
     folders = {key: RESULTS_DIR / "runs" / f"long-{tasks}" / "-".join(key).replace(" ", "_")
                for key in configs}  # fmt: skip
-    finished = run_all({key: (configs[key], folders[key]) for key in configs})
+    long_runs = [(s, m) for s in scenarios for m in methods]
+    finished = run_all({key: (configs[key], folders[key]) for key in configs
+                        if not (so_far and key in long_runs)})  # fmt: skip
+    measured = {key: _Measured.so_far(folders[key]) if so_far
+                else _Measured.of_result(finished[key]) for key in long_runs}  # fmt: skip
     figures: dict[str, dict[str, Any]] = {}
     rows = []
     for scenario in scenarios:
@@ -209,32 +265,36 @@ def run(
         upper = [finished[(scenario, f"one network per task, seed {s}")].acc
                  for s in UPPER_BOUND_SEEDS]  # fmt: skip
         for method in methods:
-            f = _figures(finished[(scenario, method)], folders[(scenario, method)])
+            f = _figures(measured[(scenario, method)], folders[(scenario, method)])
             figures[scenario][method] = f
-            rows.append(_row(scenario, method, f))
+            label = f"{method} ({f['tasks_trained']} tasks so far)" if so_far else method
+            rows.append(_row(scenario, label, f))
         figures[scenario]["one network per task"] = {"acc": statistics.fmean(upper),
                                                      "accs": upper}  # fmt: skip
         rows.append([scenario, f"one network per task ({len(upper)} seeds)",
                      percent(statistics.fmean(upper))] + ["–"] * (len(HEADER) - 3))  # fmt: skip
-        stem = f"{name}_{scenario}"
+        stem = f"{name}_so_far_{scenario}" if so_far else f"{name}_{scenario}"
         plot_average_accuracy(
-            {m: finished[(scenario, m)].accuracy_matrix for m in methods},
+            {m: measured[(scenario, m)].matrix for m in methods},
             RESULTS_DIR / f"{stem}_accuracy.png",
         )
         plot_free_capacity(
             {m: figures[scenario][m]["free"] for m in methods}, RESULTS_DIR / f"{stem}_free.png"
         )
+    if so_far:
+        name, command = f"{name}_so_far", f"{command} --so-far"
     table = markdown_table(HEADER, rows)
     print(table)
-    save_result(name, {"tasks": tasks, "streams": figures})
+    save_result(name, {"tasks": tasks, "streams": figures, "so_far": so_far})
     plots = "\n".join(
         f"![{s}: {kind}](../../benchmarks/results/{name}_{s}_{kind}.png)"
         for s in scenarios for kind in ("accuracy", "free")
     )  # fmt: skip
+    note = SO_FAR_NOTE + "\n\n" if so_far else ""
     write_results_page(
         name if not quick else f"{name}-quick",
         title=f"{tasks} permuted tasks in one network (`{command}`)",
-        body=f"{table}\n\n{plots}\n",
+        body=f"{note}{table}\n\n{plots}\n",
         command=command,
         seconds=time.perf_counter() - began,
         configs={" · ".join(key): config.to_dict() for key, config in configs.items()},
@@ -250,6 +310,9 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=None, help=f"stream length ({TASKS})")
     parser.add_argument("--streams", nargs="+", choices=list(STREAMS), help="(all)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="(all)")
+    parser.add_argument(
+        "--so-far", action="store_true", help="read the long runs to their last checkpoints"
+    )
     arguments = parser.parse_args()
     run(quick=arguments.quick, tasks=arguments.tasks, streams=arguments.streams,
-        methods=arguments.methods)  # fmt: skip
+        methods=arguments.methods, so_far=arguments.so_far)  # fmt: skip

@@ -3,25 +3,39 @@
 import dataclasses
 
 from benchmarks import long_stream
-from clearn.app.results import RunResult
-
-
-def _result(matrix: list[list[float | None]]) -> RunResult:
-    return RunResult(
-        scenario="permuted-digits", strategy="epn", alpha=1.5, tasks=len(matrix),
-        accuracy_matrix=matrix, acc=0.0, bwt=None, forgetting=None, capacity=None,
-        free_fraction=None, train_seconds=0.0, train_seconds_per_task=[], config={},
-    )  # fmt: skip
+from clearn.app.config import RunConfig
+from clearn.app.experiment import run_experiment
 
 
 def test_accuracy_after_some_tasks_is_read_off_each_task_just_after_it_trained():
     # Evaluated in full after the second task only: the first row holds its own task.
     matrix = [[0.9, None, None], [0.9, 0.7, None], [None, None, 0.5]]
-    assert long_stream._mean_accuracy_after(_result(matrix), 2) == 0.8
-    assert long_stream._mean_accuracy_after(_result(matrix), 4) is None
-    assert long_stream._largest_drift(_result(matrix)) == 0.0
+    assert long_stream._mean_accuracy_after(matrix, 2) == 0.8
+    assert long_stream._mean_accuracy_after(matrix, 4) is None
+    assert long_stream._largest_drift(matrix) == 0.0
     matrix[1][0] = 0.85
-    assert abs(long_stream._largest_drift(_result(matrix)) - 0.05) < 1e-12
+    assert abs(long_stream._largest_drift(matrix) - 0.05) < 1e-12
+
+
+def test_the_last_full_row_is_the_last_evaluation_of_every_task_seen():
+    matrix = [[0.9, None, None], [0.9, 0.7, None], [None, None, 0.5]]
+    assert long_stream._last_full_row(matrix) == [0.9, 0.7]
+    assert long_stream._last_full_row([[None, 0.5]]) == []
+
+
+def test_a_checkpoint_read_so_far_holds_what_the_run_reported(tmp_path) -> None:
+    config = RunConfig(scenario="permuted-digits", tasks=3, epochs=2, eval_every_tasks=2,
+                       task_agnostic=True, train_per_class=20)  # fmt: skip
+    result = run_experiment(config, tmp_path / "run")
+    so_far = long_stream._Measured.so_far(tmp_path / "run")
+    assert so_far.matrix == result.accuracy_matrix
+    assert so_far.task_id_matrix == result.task_id_matrix
+    assert [r["free_fraction"] for r in so_far.task_reports] == [
+        r["free_fraction"] for r in result.task_reports
+    ]
+    assert so_far.train_seconds_per_task == result.train_seconds_per_task
+    diagonal = [row[i] for i, row in enumerate(result.accuracy_matrix)]
+    assert abs(so_far.acc - sum(diagonal) / 3) < 1e-12
 
 
 def test_a_partial_run_never_takes_the_whole_benchmarks_name():
