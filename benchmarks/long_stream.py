@@ -196,6 +196,7 @@ def _figures(measured: _Measured, folder: Path) -> dict[str, Any]:
         "largest_drift": _largest_drift(measured.matrix),
         "free": [r["free_fraction"] for r in reports],
         "task_id_end": statistics.fmean(task_id) if task_id else None,
+        "task_id_tasks": len(task_id),
         "budget_bound_tasks": sum(bool(r.get("budget_bound")) for r in reports),
         "train_seconds_per_task": measured.train_seconds_per_task,
         "checkpoint_bytes": (folder / CHECKPOINT).stat().st_size,
@@ -203,11 +204,20 @@ def _figures(measured: _Measured, folder: Path) -> dict[str, Any]:
     }
 
 
+def _task_id_cell(f: dict[str, Any]) -> str:
+    """Task-id accuracy at the last full evaluation, saying how many tasks it covered where
+    later tasks trained after it (an interrupted run between full evaluations)."""
+    cell = percent(f["task_id_end"])
+    if f["task_id_end"] is not None and f["task_id_tasks"] < f["tasks_trained"]:
+        cell += f" (of {f['task_id_tasks']} tasks)"
+    return cell
+
+
 def _row(scenario: str, method: str, f: dict[str, Any]) -> list[str]:
     seconds = f["train_seconds_per_task"]
     return [
         scenario, method, percent(f["acc"]), percent(f["acc_after_10"]),
-        percent(f["free"][-1]) if f["free"] else "–", percent(f["task_id_end"]),
+        percent(f["free"][-1]) if f["free"] else "–", _task_id_cell(f),
         percent(f["kept_in_first_layer"]),
         f"{_tenth(seconds, last=False):.1f}", f"{_tenth(seconds, last=True):.1f}",
         f"{f['checkpoint_bytes'] / 2**20:.1f}", f"{100 * f['largest_drift']:.1f}",

@@ -61,3 +61,10 @@ def test_only_the_long_fashion_mnist_default_answers_a_sample_of_its_test_sets(
     for scenario, tasks in (("permuted-fmnist", 100), ("permuted-digits", long_stream.TASKS)):
         configs = long_stream._configs(scenario, tasks, every).values()
         assert all(c.task_agnostic_examples is None for c in configs)
+
+
+def test_task_id_accuracy_names_the_tasks_it_covered_when_more_trained_since() -> None:
+    figures = {"task_id_end": 1.0, "task_id_tasks": 100, "tasks_trained": 100}
+    assert long_stream._task_id_cell(figures) == "100.0"
+    assert long_stream._task_id_cell({**figures, "tasks_trained": 182}) == "100.0 (of 100 tasks)"
+    assert long_stream._task_id_cell({**figures, "task_id_end": None}) == "–"
