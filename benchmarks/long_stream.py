@@ -268,6 +268,8 @@ def run(
                         if not (so_far and key in long_runs)})  # fmt: skip
     measured = {key: _Measured.so_far(folders[key]) if so_far
                 else _Measured.of_result(finished[key]) for key in long_runs}  # fmt: skip
+    if so_far:
+        name, command = f"{name}_so_far", f"{command} --so-far"
     figures: dict[str, dict[str, Any]] = {}
     rows = []
     for scenario in scenarios:
@@ -283,7 +285,7 @@ def run(
                                                      "accs": upper}  # fmt: skip
         rows.append([scenario, f"one network per task ({len(upper)} seeds)",
                      percent(statistics.fmean(upper))] + ["–"] * (len(HEADER) - 3))  # fmt: skip
-        stem = f"{name}_so_far_{scenario}" if so_far else f"{name}_{scenario}"
+        stem = f"{name}_{scenario}"
         plot_average_accuracy(
             {m: measured[(scenario, m)].matrix for m in methods},
             RESULTS_DIR / f"{stem}_accuracy.png",
@@ -291,8 +293,6 @@ def run(
         plot_free_capacity(
             {m: figures[scenario][m]["free"] for m in methods}, RESULTS_DIR / f"{stem}_free.png"
         )
-    if so_far:
-        name, command = f"{name}_so_far", f"{command} --so-far"
     table = markdown_table(HEADER, rows)
     print(table)
     save_result(name, {"tasks": tasks, "streams": figures, "so_far": so_far})
