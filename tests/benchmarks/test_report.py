@@ -69,3 +69,14 @@ def test_the_long_stream_headline_marks_a_method_a_partial_run_left_out():
     methods = {"default": {"acc": 0.9, "acc_after_10": 0.92}, "α = 1": {"acc": 0.88}}
     row = report.long_stream_headline({"tasks": 9, "streams": {"toy": methods}}).splitlines()[2]
     assert row == "| toy | 90.0 | 88.0 | – | – | – | – | +2.0 | -2.0 |"
+
+
+def test_the_long_stream_headline_takes_frozen_features_from_another_length_where_left_out():
+    methods = {"default": {"acc": 0.9, "acc_after_10": 0.92}, "α = 1": {"acc": 0.88}}
+    shorter = {"tasks": 100, "streams": {"toy": {report.FROZEN: {"acc": 0.8}}, "other": {}}}
+    table = report.long_stream_headline(
+        {"tasks": 9, "streams": {"toy": methods, "other": methods}}, frozen_from=shorter
+    )
+    toy, other = table.splitlines()[2:]
+    assert toy == "| toy | 90.0 | 88.0 | – | 80.0 (100 tasks) | – | +10.0 | +2.0 | -2.0 |"
+    assert other == "| other | 90.0 | 88.0 | – | – | – | – | +2.0 | -2.0 |"
