@@ -199,11 +199,13 @@ def peers_headline(results: Mapping[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
+FROZEN = "frozen features (reference)"
+"""The long stream's frozen-features reference, by its results name."""
 LONG_STREAM_COLUMNS = {
     "default": "default",
     "α = 1": "α = 1",
     "classic PackNet": "classic PackNet",
-    "frozen features (reference)": "frozen features",
+    FROZEN: "frozen features",
     "one network per task": "one network per task",
 }
 """The long-stream methods the README shows (results name → column)."""
@@ -212,7 +214,7 @@ LONG_STREAM_COLUMNS = {
 LONG_STREAM_1000 = "long_stream_permuted-digits_default_alpha-1.json"
 """The 1,000-task run made so far: the default and α = 1 on permuted digits."""
 LONG_STREAM_100 = "long_stream_100.json"
-FROZEN = "frozen features (reference)"
+"""The 100-task run of every method on both streams."""
 
 
 def long_stream_headline(
