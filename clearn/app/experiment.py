@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from clearn.app.checkpoint import CheckpointError, load_checkpoint, one_line
+from clearn.app.code_version import code_version
 from clearn.app.config import RunConfig, read_config, write_config
 from clearn.app.factory import run_stream
 from clearn.app.io import write_text_atomic
@@ -112,6 +113,7 @@ def _saved_run(
         return None, RunConfig(**read_config(saved / CONFIG_FILE)), None
     state = load_checkpoint(saved / CHECKPOINT)
     config = _checkpoint_config(state, saved)
+    _check_same_code(state.get("code_version"), saved / CHECKPOINT, "resume it")
     if state.get("finished"):
         return dataclasses.replace(RunResult.read(saved), already_finished=True), config, state
     return None, config, state
@@ -153,6 +155,17 @@ def _run(config: RunConfig, out: Path, *, resume: bool, saved: Path) -> RunResul
     return results
 
 
+def _check_same_code(made_by: object, path: Path, reuse: str) -> None:
+    """CheckpointError unless `path` was written by this code (`made_by`, its recorded
+    code version): a run continued or reused by other code would mix two codes' figures."""
+    if made_by != code_version():
+        maker = f"code version {made_by}" if made_by else "a clearn that did not record it"
+        raise CheckpointError(
+            f"{path} was written by other code ({maker}; this clearn is {code_version()}): "
+            f"{reuse} with the clearn that made it, or delete the folder"
+        )
+
+
 def _checkpoint_config(state: dict[str, Any], saved: Path) -> RunConfig:
     """The configuration a checkpoint was saved with, which must be the run folder's."""
     path = saved / CHECKPOINT
@@ -189,6 +202,8 @@ def check_reusable(config: RunConfig, out: str | Path) -> bool:
             f"{out} holds a run with other options ({', '.join(changed)} differ); "
             f"delete it or choose another folder"
         )
+    if (out / RESULTS_FILE).exists():
+        _check_same_code(RunResult.read(out).code_version, out / RESULTS_FILE, "reuse it")
     return True
 
 
@@ -225,4 +240,5 @@ def _results(run: Run, *, resumed: bool) -> RunResult:
         task_agnostic_matrix=agnostic["accuracy"] if agnostic else None,
         task_id_matrix=agnostic["task_id"] if agnostic else None,
         config=config.to_dict(),
+        code_version=code_version(),
     )

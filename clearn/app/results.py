@@ -53,6 +53,9 @@ class RunResult:
     task_id_matrix: list[list[float | None]] | None = None
     """With --task-agnostic: share of task j's examples whose task is inferred right."""
     plots: list[str] = field(default_factory=list)
+    code_version: str | None = None
+    """`clearn.app.code_version` of the code that made the run; None: a clearn too old to
+    record it."""
     already_finished: bool = field(default=False, compare=False)
     """True when the run was found finished rather than run (not saved)."""
 

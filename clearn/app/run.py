@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 import strategies
 from clearn.app.checkpoint import CheckpointError, one_line, save_checkpoint
+from clearn.app.code_version import code_version
 from clearn.app.config import RunConfig
 from clearn.app.factory import Assembled, assemble
 from clearn.app.io import open_for_append
@@ -315,6 +316,7 @@ class Run:
         progress = self.progress
         self.checkpoint = {
             "config": self.config.to_dict(),
+            "code_version": code_version(),
             "matrix": progress.matrix,
             "task_agnostic": progress.agnostic,
             "train_seconds": progress.seconds,

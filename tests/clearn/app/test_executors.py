@@ -104,7 +104,7 @@ def test_the_command_line_lists_failed_runs_and_exits_1(tmp_path, capsys):
 
 
 def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(executors, "ray", None)
+    monkeypatch.setattr(executors, "_ray", lambda: None)
     with pytest.raises(ValueError, match=r"pip install 'clearn\[ray\]'"):
         run_jobs([RunJob(BASE, tmp_path / "run")], executor="ray")
     assert not (tmp_path / "run").exists()
