@@ -73,6 +73,9 @@ class TaskReport:
     search_seconds: float = 0.0
     """Time spent pruning the task: the kept-fraction search, its guard, the pruning, and
     the check that retraining kept the pruned accuracy."""
+    input_model_seconds: float = 0.0
+    """Time spent fitting the task's model of its training inputs (one pass over them, for
+    task inference from the input)."""
     kept_budget: float | None = None
     """The most of its trained weights the task could keep under the task budget (None:
     no budget)."""

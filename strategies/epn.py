@@ -256,10 +256,18 @@ class PackingPlugin(SupervisedPlugin):
         self._search_seconds += time.perf_counter() - began
         task = self.packer.task
         self.packer.end_task()
-        self._report(task, epochs_trained, retraining_kept, strategy.train_epochs)
-        self._drive("after_training_exp", strategy, self.budget, self.input_statistics)
+        began = time.perf_counter()
+        self._drive("after_training_exp", strategy, self.input_statistics)
+        input_model_seconds = time.perf_counter() - began
+        self._report(
+            task, epochs_trained, retraining_kept, strategy.train_epochs, input_model_seconds
+        )
+        self._drive("after_training_exp", strategy, self.budget)
 
-    def _report(self, task: int, epochs_trained: int, retraining_kept: bool, cap: int) -> None:
+    def _report(
+        self, task: int, epochs_trained: int, retraining_kept: bool, cap: int,
+        input_model_seconds: float,
+    ) -> None:
         report = report_task(
             self.network, task, self._pruned,
             validation_examples=self.validation.size(task),
@@ -269,6 +277,7 @@ class PackingPlugin(SupervisedPlugin):
             retraining_kept=retraining_kept,
             validation_seconds=self.budget.validation_seconds,
             search_seconds=self._search_seconds,
+            input_model_seconds=input_model_seconds,
         )
         self.reports.append(report)
         if report.under_trained:

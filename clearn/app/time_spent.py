@@ -1,7 +1,7 @@
 """Where a packing run's training time went: the epochs that reached each task's final
-validation accuracy, the epochs after them (the plateau stop's patience), validation, and the
-pruning search. Read from a run's results (its task reports), so that any finished run can be
-broken down after the fact.
+validation accuracy, the epochs after them (the plateau stop's patience), validation, the
+pruning search and the fit of the task's input model. Read from a run's results (its task
+reports), so that any finished run can be broken down after the fact.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class TimeSpent:
     """Validating after each training epoch (the plateau stop's signal)."""
     search: float
     """The kept-fraction search, its guard, pruning and the retraining check."""
+    input_model: float = 0.0
+    """Fitting each task's model of its training inputs (for task inference)."""
 
     @property
     def after_final_accuracy(self) -> float:
@@ -44,7 +46,7 @@ def time_spent(result: RunResult, *, reached_within: float = REACHED_WITHIN) -> 
     if not reports or len(reports) != len(result.train_seconds_per_task):
         return None
     retrain_epochs = int(result.config.get("retrain_epochs") or 0)
-    needed = validation = search = 0.0
+    needed = validation = search = input_model = 0.0
     for report, seconds in zip(reports, result.train_seconds_per_task, strict=True):
         accuracies = report.get("val_acc_per_epoch") or ()
         epochs = report.get("epochs_trained", 0)
@@ -53,10 +55,13 @@ def time_spent(result: RunResult, *, reached_within: float = REACHED_WITHIN) -> 
         final = accuracies[-1]
         reached = next(e for e, a in enumerate(accuracies, 1) if a >= final - reached_within)
         task_search = report.get("search_seconds", 0.0)
-        per_epoch = max(seconds - task_search, 0.0) / (epochs + retrain_epochs)
+        task_input_model = report.get("input_model_seconds", 0.0)
+        per_epoch = max(seconds - task_search - task_input_model, 0.0) / (epochs + retrain_epochs)
         needed += seconds - per_epoch * (epochs - reached)
         validation += report.get("validation_seconds", 0.0)
         search += task_search
+        input_model += task_input_model
     return TimeSpent(
-        train=result.train_seconds, to_final_accuracy=needed, validation=validation, search=search
+        train=result.train_seconds, to_final_accuracy=needed, validation=validation,
+        search=search, input_model=input_model,
     )

@@ -31,6 +31,16 @@ def test_epochs_after_a_task_reached_its_final_accuracy_are_counted_as_after_it(
     assert (spent.search, spent.validation) == (4.0, 1.0)
 
 
+def test_the_input_model_fit_is_neither_an_epoch_nor_the_search():
+    # 4 epochs in 10 s beside a 1 s search and a 3 s input-model fit: 1.5 s per epoch.
+    report = {"epochs_trained": 4, "val_acc_per_epoch": [0.5, 0.9, 0.9, 0.9],
+              "search_seconds": 1.0, "validation_seconds": 0.5,
+              "input_model_seconds": 3.0}  # fmt: skip
+    spent = time_spent(_result([report], [10.0], retrain_epochs=0))
+    assert spent.after_final_accuracy == pytest.approx(2 * 1.5)
+    assert (spent.search, spent.input_model) == (1.0, 3.0)
+
+
 def test_a_run_without_per_epoch_validation_has_no_breakdown():
     report = {"epochs_trained": 3, "val_acc_per_epoch": [], "search_seconds": 0.0}
     assert time_spent(_result([report], [3.0], retrain_epochs=0)) is None
