@@ -124,7 +124,7 @@ class PackingPlugin(SupervisedPlugin):
         self.budget = PlateauBudgetPlugin(
             self.validation, patience=patience, retrain_epochs=retrain_epochs
         )
-        self.input_statistics = InputStatisticsPlugin()
+        self.input_statistics = InputStatisticsPlugin(on_fitted=self._input_model_fitted)
         self.allow_frozen_features = allow_frozen_features
         self.verbose = verbose
         self.reports: list[TaskReport] = []
@@ -256,18 +256,16 @@ class PackingPlugin(SupervisedPlugin):
         self._search_seconds += time.perf_counter() - began
         task = self.packer.task
         self.packer.end_task()
-        began = time.perf_counter()
-        self._drive("after_training_exp", strategy, self.input_statistics)
-        input_model_seconds = time.perf_counter() - began
-        self._report(
-            task, epochs_trained, retraining_kept, strategy.train_epochs, input_model_seconds
-        )
-        self._drive("after_training_exp", strategy, self.budget)
+        self._report(task, epochs_trained, retraining_kept, strategy.train_epochs)
+        self._drive("after_training_exp", strategy, self.budget, self.input_statistics)
 
-    def _report(
-        self, task: int, epochs_trained: int, retraining_kept: bool, cap: int,
-        input_model_seconds: float,
-    ) -> None:
+    def _input_model_fitted(self, task: int, seconds: float) -> None:
+        """Task `task`'s input model took `seconds` to fit: into its report, which the fit
+        follows (whether this plugin or the template calls the input statistics)."""
+        if self.reports and self.reports[-1].task == task:
+            self.reports[-1] = dataclasses.replace(self.reports[-1], input_model_seconds=seconds)
+
+    def _report(self, task: int, epochs_trained: int, retraining_kept: bool, cap: int) -> None:
         report = report_task(
             self.network, task, self._pruned,
             validation_examples=self.validation.size(task),
@@ -277,7 +275,6 @@ class PackingPlugin(SupervisedPlugin):
             retraining_kept=retraining_kept,
             validation_seconds=self.budget.validation_seconds,
             search_seconds=self._search_seconds,
-            input_model_seconds=input_model_seconds,
         )
         self.reports.append(report)
         if report.under_trained:

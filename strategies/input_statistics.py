@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
@@ -29,7 +32,12 @@ def record_training_inputs(network: PackedNetwork, task: int, dataloader) -> Non
 class InputStatisticsPlugin(SupervisedPlugin):
     """After each experience, fits the model of its training inputs in the strategy's
     PackedNetwork (`record_inputs`): one pass over the task's training batches (inputs and
-    labels), no forward pass."""
+    labels), no forward pass. `on_fitted(task, seconds)`, when given, hears how long each
+    fit took (the packing plugin puts it in the task's report)."""
+
+    def __init__(self, on_fitted: Callable[[int, float], None] | None = None) -> None:
+        super().__init__()
+        self.on_fitted = on_fitted
 
     def state_dict(self) -> dict:
         """Nothing to checkpoint: the input model is the network's."""
@@ -41,4 +49,7 @@ class InputStatisticsPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy, **kwargs) -> None:
         network = packed_network(strategy.model)
         task = task_label(strategy.experience)
+        began = time.perf_counter()
         record_training_inputs(network, task, strategy.dataloader)
+        if self.on_fitted is not None:
+            self.on_fitted(task, time.perf_counter() - began)

@@ -32,6 +32,14 @@ class TimeSpent:
     """The kept-fraction search, its guard, pruning and the retraining check."""
     input_model: float = 0.0
     """Fitting each task's model of its training inputs (for task inference)."""
+    epochs: int = 0
+    """Epochs over all tasks, the retraining epochs after pruning included."""
+
+    @property
+    def per_epoch(self) -> float:
+        """Seconds per epoch: the train time less the search and the input-model fits,
+        validation included (it follows every epoch), over the epochs."""
+        return (self.train - self.search - self.input_model) / max(self.epochs, 1)
 
     @property
     def after_final_accuracy(self) -> float:
@@ -47,6 +55,7 @@ def time_spent(result: RunResult, *, reached_within: float = REACHED_WITHIN) -> 
         return None
     retrain_epochs = int(result.config.get("retrain_epochs") or 0)
     needed = validation = search = input_model = 0.0
+    all_epochs = 0
     for report, seconds in zip(reports, result.train_seconds_per_task, strict=True):
         accuracies = report.get("val_acc_per_epoch") or ()
         epochs = report.get("epochs_trained", 0)
@@ -61,7 +70,8 @@ def time_spent(result: RunResult, *, reached_within: float = REACHED_WITHIN) -> 
         validation += report.get("validation_seconds", 0.0)
         search += task_search
         input_model += task_input_model
+        all_epochs += epochs + retrain_epochs
     return TimeSpent(
         train=result.train_seconds, to_final_accuracy=needed, validation=validation,
-        search=search, input_model=input_model,
+        search=search, input_model=input_model, epochs=all_epochs,
     )

@@ -39,6 +39,8 @@ def test_the_input_model_fit_is_neither_an_epoch_nor_the_search():
     spent = time_spent(_result([report], [10.0], retrain_epochs=0))
     assert spent.after_final_accuracy == pytest.approx(2 * 1.5)
     assert (spent.search, spent.input_model) == (1.0, 3.0)
+    assert spent.epochs == 4
+    assert spent.per_epoch == pytest.approx(1.5)
 
 
 def test_a_run_without_per_epoch_validation_has_no_breakdown():
