@@ -197,7 +197,9 @@ def test_the_template_s_input_statistics_time_their_fit_into_the_task_s_report(s
 
     strategy.model.record_inputs = slow_record
     for experience in stock_benchmark.train_stream[:2]:
+        began = time.perf_counter()
         strategy.train(experience, eval_streams=[])
+        seconds = time.perf_counter() - began
         report = strategy.packing.reports[-1]
         assert report.input_model_seconds >= 0.2
-        assert report.search_seconds < 0.2
+        assert report.search_seconds + report.input_model_seconds < seconds
