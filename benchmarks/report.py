@@ -16,7 +16,7 @@ import os
 import platform
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -211,8 +211,11 @@ LONG_STREAM_COLUMNS = {
 """The long-stream methods the README shows (results name → column)."""
 
 
-LONG_STREAM_1000 = "long_stream_permuted-digits_default_alpha-1.json"
-"""The 1,000-task run made so far: the default and α = 1 on permuted digits."""
+LONG_STREAM_1000 = (
+    "long_stream_permuted-digits_default_alpha-1.json",
+    "long_stream_permuted-fmnist_default_alpha-1.json",
+)
+"""The 1,000-task runs made so far, a stream each: the default and α = 1."""
 LONG_STREAM_100 = "long_stream_100.json"
 """The 100-task run of every method on both streams."""
 
@@ -247,6 +250,18 @@ def long_stream_headline(
     return markdown_table(header, rows)
 
 
+def merged_runs(files: Iterable[Path]) -> dict[str, Any]:
+    """One long-stream results dict from runs of the same length on different streams; a
+    ValueError naming the files where their lengths differ."""
+    runs = [json.loads(path.read_text()) for path in files]
+    lengths = {run["tasks"] for run in runs}
+    if len(lengths) != 1:
+        names = ", ".join(path.name for path in files)
+        raise ValueError(f"{names} are runs of {sorted(lengths)} tasks: merge runs of one length")
+    streams = {name: figures for run in runs for name, figures in run["streams"].items()}
+    return {"tasks": lengths.pop(), "streams": streams}
+
+
 def generated_blocks(text: str) -> dict[str, str]:
     """The generated blocks of a page: name → content between `<!-- generated: NAME … -->`
     and `<!-- end: NAME -->`."""
@@ -270,7 +285,7 @@ def readme_blocks(results_dir: Path = BENCHMARKS_DIR / "results") -> dict[str, s
     """What the README's generated blocks hold, made from today's results files."""
     peers = json.loads((results_dir / "peers.json").read_text())
     long_stream = json.loads((results_dir / LONG_STREAM_100).read_text())
-    thousand = json.loads((results_dir / LONG_STREAM_1000).read_text())
+    thousand = merged_runs([results_dir / name for name in LONG_STREAM_1000])
     return {
         "peers": peers_headline(peers),
         "long_stream": long_stream_headline(long_stream),

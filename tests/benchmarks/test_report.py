@@ -3,6 +3,8 @@
 import json
 import subprocess
 
+import pytest
+
 from benchmarks import report
 from benchmarks.report import HEADER, config_hash, generated_blocks, with_blocks
 
@@ -80,3 +82,17 @@ def test_the_long_stream_headline_takes_frozen_features_from_another_length_wher
     toy, other = table.splitlines()[2:]
     assert toy == "| toy | 90.0 | 88.0 | – | 80.0 (100 tasks) | – | +10.0 | +2.0 | -2.0 |"
     assert other == "| other | 90.0 | 88.0 | – | – | – | – | +2.0 | -2.0 |"
+
+
+def test_long_runs_of_one_length_on_two_streams_make_one_table(tmp_path):
+    methods = {"default": {"acc": 0.9, "acc_after_10": 0.92}, "α = 1": {"acc": 0.88}}
+    for stream in ("a", "b"):
+        (tmp_path / f"{stream}.json").write_text(
+            json.dumps({"tasks": 9, "streams": {stream: methods}})
+        )
+    merged = report.merged_runs([tmp_path / "a.json", tmp_path / "b.json"])
+    rows = report.long_stream_headline(merged).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| a", "| b"]
+    (tmp_path / "b.json").write_text(json.dumps({"tasks": 10, "streams": {"b": methods}}))
+    with pytest.raises(ValueError, match="runs of \\[9, 10\\] tasks"):
+        report.merged_runs([tmp_path / "a.json", tmp_path / "b.json"])
