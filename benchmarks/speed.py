@@ -4,8 +4,8 @@
 - `clearn run` (epn) vs a bare PyTorch loop over the same network, batches and epochs (the
   mean of the bare loops timed just before and just after the run): its training loop (the
   run less its per-epoch validation, its pruning search and the fit of each task's input
-  model, all three timed by the packing plugin and shown beside it; target ≤ 1.25 at
-  α = 1, ≤ 1.3 at the default α), and the whole run;
+  model, all three read from the packing plugin's task reports and shown beside it;
+  target ≤ 1.25 at α = 1, ≤ 1.3 at the default α), and the whole run;
 - time per experience vs Avalanche's PackNet as users run it (its own loader; target ≤ 0.5
   in every repetition);
 - evaluating the whole test stream in mixed-task batches vs a dense network (target ≥ 0.85×).
@@ -103,7 +103,7 @@ def _mixed_eval_throughput(network, stream) -> tuple[float, float]:
 
 
 OUTSIDE_LOOP = ("validation_seconds", "search_seconds", "input_model_seconds")
-"""The parts of a task's training time, timed by the packing plugin, that no bare loop has."""
+"""The parts of a task's training time, in its task report, that no bare loop has."""
 
 
 def _seconds_outside_loop(result: RunResult) -> dict[str, float]:
