@@ -8,6 +8,7 @@ task's inputs in `clearn.task_density`, the packing lifecycle in `clearn.packing
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -104,6 +105,11 @@ class PackedNetwork(TaskViews):
         """With `per_task_norm`: each BatchNorm layer's per-task copies, by layer name."""
         for norm in self.norms.values():
             norm.ensure(len(self.heads))
+        self.head_only = False
+        """Whether the task being trained (`training_task`) trains its head alone, nothing of
+        the backbone being its own (frozen features): its queries then run the backbone
+        without autograd, which gives the same features bit for bit and spares each step a
+        backward pass through weights that cannot move. Set by `TaskPacker`."""
         self.input_density = TaskDensity(per_class=per_class_inputs)
         """Per task, a probabilistic-PCA model of its training inputs (`record_inputs`; with
         `per_class_inputs`, one per class of the task, mixed): what the "inputs" task
@@ -237,7 +243,8 @@ class PackedNetwork(TaskViews):
     def forward_task(self, inputs: Tensor, task: int, *, allow_untrained: bool = False) -> Tensor:
         """Logits of head `task` for a batch that belongs entirely to that task."""
         self.check_task(task, allow_untrained=allow_untrained)
-        with self.viewing(task):
+        frozen = self.head_only and task == self.training_task
+        with self.viewing(task), torch.no_grad() if frozen else nullcontext():
             features = self.backbone(inputs)
         _check_features(features, self.heads[task])
         return self.heads[task](features)

@@ -137,6 +137,7 @@ class TaskPacker:
         self._frozen = TaskFreeze.for_task(network, task, used)
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
+        network.head_only = self.frozen_features and not network.norms  # norms: its own copies
         network.show_free_weights(True, layers=self._trained_layers)
 
     @torch.no_grad()
@@ -252,6 +253,7 @@ class TaskPacker:
         self._require(Phase.PRUNED)
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
+        self.network.head_only = False
         self._frozen = TaskFreeze()
         self._trained_layers = []
         self.task, self.phase = None, Phase.IDLE

@@ -267,6 +267,54 @@ def test_running_out_of_capacity_names_the_options_or_trains_the_head_only():
     assert torch.equal(logits(net, 0), before)
 
 
+def _head_only_round(*, alpha: float, batch_norm: bool, through_backbone: bool) -> PackedNetwork:
+    """Task 0 keeps every weight; task 1 trains on frozen features, with autograd through
+    the backbone when `through_backbone` (the path before head-only training)."""
+    net = network(alpha=alpha, batch_norm=batch_norm)
+    packer = TaskPacker(net)
+    train_task(packer, torch.optim.SGD(net.parameters(), lr=0.1), 0, kept=1.0)
+    packer.begin_task(1, allow_frozen_features=True)
+    net.head_only = net.head_only and not through_backbone
+    whole_batch_steps(packer, torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9), 1, 5)
+    return net
+
+
+@pytest.mark.parametrize("alpha", [1.0, 3.0])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_task_on_frozen_features_trains_its_head_alone_as_through_the_backbone(
+    alpha, batch_norm
+):
+    head_only = _head_only_round(alpha=alpha, batch_norm=batch_norm, through_backbone=False)
+    through = _head_only_round(alpha=alpha, batch_norm=batch_norm, through_backbone=True)
+    assert head_only.head_only
+    assert all(w.grad is None for w in head_only.masked_weights().values())
+    assert all(w.grad is not None for w in through.masked_weights().values())
+    for (name, mine), (_, theirs) in zip(
+        head_only.state_dict().items(), through.state_dict().items(), strict=True
+    ):
+        if isinstance(mine, torch.Tensor):
+            assert torch.equal(mine, theirs), name
+    assert not torch.equal(head_only.heads[1].weight, network().heads[1].weight)
+
+
+def test_per_task_normalisation_keeps_the_backbone_in_a_frozen_features_task():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Flatten(), nn.Linear(INPUTS, 16), nn.BatchNorm1d(16), nn.ReLU())
+    net = PackedNetwork(backbone=backbone, feature_size=16, classes_per_task=[3, 3],
+                        per_task_norm=True)  # fmt: skip
+    packer = TaskPacker(net)
+    train_task(packer, torch.optim.SGD(net.parameters(), lr=0.1), 0, kept=1.0)
+    packer.begin_task(1, allow_frozen_features=True)
+    assert packer.frozen_features and not net.head_only  # its BatchNorm copy trains
+    norm = net.norms["2"].norms[1]
+    before = norm.weight.detach().clone()
+    whole_batch_steps(packer, torch.optim.SGD(net.parameters(), lr=0.1), 1, 3)
+    assert not torch.equal(norm.weight, before)
+    packer.prune(0.0)
+    packer.end_task()
+    assert not net.head_only
+
+
 @pytest.mark.parametrize("alpha", [1.0, 3.0])
 def test_free_weights_are_redrawn_per_task_or_kept_as_trained(alpha):
     for redraw in (True, False):
