@@ -8,6 +8,7 @@ freeze through `TaskFreeze`; HAT, whose masks are unit gates, keeps its own inde
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,7 @@ from clearn.network import PackedNetwork
 __all__ = [
     "SPARSE_RESTORE_BELOW",
     "FrozenEntries",
+    "OptimizerScope",
     "TaskFreeze",
     "freeze_unowned",
     "zero_gradient_moves_nothing",
@@ -114,9 +116,52 @@ def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
 
 @dataclass
 class TaskFreeze:
-    """Everything frozen while one task trains, by parameter or buffer name."""
+    """Everything frozen while one task trains, by parameter or buffer name.
+
+    A network holds two entries per earlier task (its head's weight and bias), frozen whole:
+    `hold` keeps autograd from giving such parameters a gradient while the task trains, so
+    that no optimizer can move them and no step needs to look at them; what a step checks
+    then does not grow with the number of tasks.
+    """
 
     entries: dict[str, FrozenEntries] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = list(self.entries.values())
+        parameters = [e for e in values if isinstance(e.target, nn.Parameter)]
+        self._buffers = [e for e in values if not isinstance(e.target, nn.Parameter)]
+        """Entries written back after every step whatever the optimizer."""
+        self._partial = [e for e in parameters if e.index is not None or e.keep is not None]
+        """Parameters of which some entries are frozen (masked layers)."""
+        self._whole = [e for e in parameters if e.index is None and e.keep is None]
+        """Parameters frozen whole, looked at after each step until `hold` (a step leaves
+        them alone unless they have a gradient)."""
+        self._held: list[nn.Parameter] = []
+        """The parameters `hold` took `requires_grad` from, given back by `release`."""
+
+    def hold(self) -> None:
+        """Until `release`, the parameters frozen whole take no gradient (`requires_grad`
+        off; a gradient they hold from before is dropped): no optimizer steps a parameter
+        without one. Those that took none already (set so by their owner) stay as they are."""
+        for frozen in self._whole:
+            parameter = frozen.target
+            if parameter.requires_grad:
+                parameter.grad = None
+                parameter.requires_grad_(False)
+                self._held.append(parameter)
+        self._whole = []
+
+    @property
+    def held(self) -> tuple[nn.Parameter, ...]:
+        """The parameters that `hold` keeps from taking a gradient now."""
+        return tuple(self._held)
+
+    def release(self) -> None:
+        """Give back the `requires_grad` that `hold` took."""
+        for parameter in self._held:
+            parameter.requires_grad_(True)
+        self._held = []
+
 
     @classmethod
     def for_task(cls, network: PackedNetwork, task: int, frozen: dict[str, Tensor]) -> TaskFreeze:
@@ -133,11 +178,45 @@ class TaskFreeze:
         """Write every frozen value back (after an optimizer step); `parameters=False` writes
         back only buffers (after `zero_gradients`, under an optimizer for which
         `zero_gradient_moves_nothing`)."""
-        for frozen in self.entries.values():
-            if parameters or not isinstance(frozen.target, nn.Parameter):
-                frozen.restore()
+        for frozen in [*self._partial, *self._whole] if parameters else ():
+            frozen.restore()
+        for frozen in self._buffers:
+            frozen.restore()
 
     def zero_gradients(self) -> None:
         """Every frozen entry's gradient to +0.0 (between the backward pass and the step)."""
-        for frozen in self.entries.values():
+        for frozen in [*self._partial, *self._whole]:
             frozen.zero_gradient()
+
+
+class OptimizerScope:
+    """An optimizer's parameter groups without the parameters a task holds frozen, and back.
+
+    torch's optimizers skip a parameter without a gradient, but `step` and `zero_grad` still
+    visit every parameter of every group: with a head per task, a thousand tasks' heads each
+    step. Taken out of the groups while the task trains (`narrow`), they cost nothing; `widen`
+    puts every group back as it was, same parameters in the same order, so that the optimizer
+    is the one its owner set up (its state, keyed by parameter, is never touched).
+    """
+
+    def __init__(self) -> None:
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._groups: list[list[nn.Parameter]] = []
+
+    def narrow(self, optimizer: torch.optim.Optimizer, frozen: Iterable[nn.Parameter]) -> None:
+        """Take the `frozen` parameters out of every group of `optimizer`, after putting
+        back what an earlier `narrow` took (a task that ended before its `widen`)."""
+        self.widen()
+        ids = {id(parameter) for parameter in frozen}
+        self._optimizer = optimizer
+        self._groups = [group["params"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in ids]
+
+    def widen(self) -> None:
+        """Put back the groups `narrow` changed; nothing when none is narrowed."""
+        if self._optimizer is None:
+            return
+        for group, parameters in zip(self._optimizer.param_groups, self._groups, strict=True):
+            group["params"] = parameters
+        self._optimizer, self._groups = None, []

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from clearn.epn import KeptSearch, check_gamma, search_kept_fraction
 from clearn.frozen import TaskFreeze
@@ -135,10 +135,18 @@ class TaskPacker:
             for name, where in network.used_masks().items()
         }
         self._frozen = TaskFreeze.for_task(network, task, used)
+        self._frozen.hold()
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.head_only = self.frozen_features and not network.norms  # norms: its own copies
         network.show_free_weights(True, layers=self._trained_layers)
+
+    @property
+    def held_parameters(self) -> tuple[nn.Parameter, ...]:
+        """The parameters frozen whole while the current task trains (other tasks' heads,
+        the shared parameters, layers with no free weight): they take no gradient until
+        `end_task`, so an optimizer may leave them out (`clearn.frozen.OptimizerScope`)."""
+        return self._frozen.held
 
     @torch.no_grad()
     def restore_frozen(self, *, parameters: bool = True) -> None:
@@ -254,6 +262,7 @@ class TaskPacker:
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
         self.network.head_only = False
+        self._frozen.release()
         self._frozen = TaskFreeze()
         self._trained_layers = []
         self.task, self.phase = None, Phase.IDLE

@@ -107,6 +107,7 @@ class SubnetTrainer:
             weights = network.masked_weights()
             frozen = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
         self._frozen = TaskFreeze.for_task(network, task, frozen)
+        self._frozen.hold()
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.show_free_weights(True)
@@ -132,6 +133,7 @@ class SubnetTrainer:
         self.network.trained_tasks = self.task + 1
         self.network.training_task = None
         self.network.show_free_weights(False)
+        self._frozen.release()
         self._frozen = TaskFreeze()
         self.task, self.phase = None, Phase.IDLE
         return masks

@@ -22,7 +22,7 @@ from clearn.defaults import (
     DEFAULT_VALIDATION_SHARE,
 )
 from clearn.evaluation import task_accuracy
-from clearn.frozen import zero_gradient_moves_nothing
+from clearn.frozen import OptimizerScope, zero_gradient_moves_nothing
 from clearn.network import PackedNetwork
 from clearn.packing import Phase, TaskPacker, TrainLayers
 from clearn.pruning import DEFAULT_SCOPE, Scope
@@ -137,6 +137,8 @@ class PackingPlugin(SupervisedPlugin):
         """The network's state right after pruning, while its survivors are retrained."""
         self._zeroed = False
         """Whether this step's frozen gradients were zeroed (then only buffers are restored)."""
+        self._optimizer_scope = OptimizerScope()
+        """The strategy's optimizer without the parameters frozen whole, while a task trains."""
 
     def attach(self, model: nn.Module) -> TaskPacker:
         """Find the PackedNetwork in `model` (the strategy's) and drive it from now on."""
@@ -194,6 +196,7 @@ class PackingPlugin(SupervisedPlugin):
         self.attach(strategy.model).begin_task(
             task_label(strategy.experience), allow_frozen_features=self.allow_frozen_features
         )
+        self._optimizer_scope.narrow(strategy.optimizer, self.packer.held_parameters)
         self._drive("before_training_exp", strategy, self.budget)
         self.budget.model = self.network
         self.budget.validates = not self.packer.frozen_features
@@ -240,6 +243,7 @@ class PackingPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         began = time.perf_counter()
+        self._optimizer_scope.widen()
         budget = self.budget.budget
         epochs_trained = budget.packed_after or 0
         if self.packer.phase is Phase.TRAINING:

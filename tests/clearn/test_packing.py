@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from clearn import powerprop
 from clearn.export import export_task
 from clearn.frozen import zero_gradient_moves_nothing
 from clearn.network import PackedNetwork, UnknownTaskError
@@ -267,7 +268,9 @@ def test_running_out_of_capacity_names_the_options_or_trains_the_head_only():
     assert torch.equal(logits(net, 0), before)
 
 
-def _head_only_round(*, alpha: float, batch_norm: bool, through_backbone: bool) -> PackedNetwork:
+def _head_only_round(
+    *, alpha: float, batch_norm: bool, through_backbone: bool
+) -> tuple[PackedNetwork, TaskPacker]:
     """Task 0 keeps every weight; task 1 trains on frozen features, with autograd through
     the backbone when `through_backbone` (the path before head-only training)."""
     net = network(alpha=alpha, batch_norm=batch_norm)
@@ -276,7 +279,7 @@ def _head_only_round(*, alpha: float, batch_norm: bool, through_backbone: bool) 
     packer.begin_task(1, allow_frozen_features=True)
     net.head_only = net.head_only and not through_backbone
     whole_batch_steps(packer, torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9), 1, 5)
-    return net
+    return net, packer
 
 
 @pytest.mark.parametrize("alpha", [1.0, 3.0])
@@ -284,17 +287,33 @@ def _head_only_round(*, alpha: float, batch_norm: bool, through_backbone: bool) 
 def test_a_task_on_frozen_features_trains_its_head_alone_as_through_the_backbone(
     alpha, batch_norm
 ):
-    head_only = _head_only_round(alpha=alpha, batch_norm=batch_norm, through_backbone=False)
-    through = _head_only_round(alpha=alpha, batch_norm=batch_norm, through_backbone=True)
+    head_only, _ = _head_only_round(alpha=alpha, batch_norm=batch_norm, through_backbone=False)
+    through, _ = _head_only_round(alpha=alpha, batch_norm=batch_norm, through_backbone=True)
     assert head_only.head_only
     assert all(w.grad is None for w in head_only.masked_weights().values())
-    assert all(w.grad is not None for w in through.masked_weights().values())
     for (name, mine), (_, theirs) in zip(
         head_only.state_dict().items(), through.state_dict().items(), strict=True
     ):
         if isinstance(mine, torch.Tensor):
             assert torch.equal(mine, theirs), name
     assert not torch.equal(head_only.heads[1].weight, network().heads[1].weight)
+
+
+@pytest.mark.parametrize("through_backbone", [False, True])
+def test_a_head_only_task_computes_the_effective_weights_once(through_backbone, monkeypatch):
+    calls = []
+    original = powerprop._SignedPower.forward
+
+    def counted(ctx, theta, alpha, scale):
+        calls.append(theta.shape)
+        return original(ctx, theta, alpha, scale)
+
+    monkeypatch.setattr(powerprop._SignedPower, "forward", staticmethod(counted))
+    net, packer = _head_only_round(alpha=3.0, batch_norm=False, through_backbone=through_backbone)
+    layers = len(net.masks)
+    calls.clear()
+    whole_batch_steps(packer, torch.optim.SGD(net.parameters(), lr=0.1), 1, 5)
+    assert len(calls) == (5 * layers if through_backbone else 0)  # cached before the steps
 
 
 def test_per_task_normalisation_keeps_the_backbone_in_a_frozen_features_task():
@@ -468,3 +487,25 @@ def test_a_full_first_layer_puts_a_first_layer_task_on_frozen_features():
     assert not any(mask.include_free for mask in net.masks.values())
     with pytest.raises(ValueError, match="train_layers must be 'all' or 'first'"):
         TaskPacker(net, train_layers="last")
+
+
+def test_parameters_frozen_whole_take_no_gradient_while_a_task_trains():
+    net = network()
+    packer = TaskPacker(net)
+    user_frozen = net.heads[2].bias
+    user_frozen.requires_grad_(False)
+    train_task(packer, torch.optim.SGD(net.parameters(), lr=0.1), 0)
+    stale = net.heads[0].weight
+    stale.grad = torch.ones_like(stale)  # left over: a momentum step would move it
+    packer.begin_task(1)
+    held = set(map(id, packer.held_parameters))
+    assert id(stale) in held and stale.grad is None
+    assert id(net.backbone[1].bias) in held  # shared parameters, from the second task on
+    assert id(user_frozen) not in held and id(net.heads[1].weight) not in held
+    loss = net(task_data(1)[0], 1).sum() + net(task_data(1)[0], 0).sum()
+    loss.backward()
+    assert stale.grad is None and net.heads[1].weight.grad is not None
+    packer.prune(0.4)
+    packer.end_task()
+    assert stale.requires_grad and net.backbone[1].bias.requires_grad
+    assert not user_frozen.requires_grad

@@ -203,3 +203,33 @@ def test_the_template_s_input_statistics_time_their_fit_into_the_task_s_report(s
         report = strategy.packing.reports[-1]
         assert report.input_model_seconds >= 0.2
         assert report.search_seconds + report.input_model_seconds < seconds
+
+
+def test_a_task_s_optimizer_steps_its_own_parameters_only_and_is_given_back_whole(
+    stock_benchmark,
+):
+    strategy_parameters = []
+
+    class CountStepped(PackingPlugin.__mro__[1]):  # a plain SupervisedPlugin
+        def before_update(self, strategy, **kwargs):
+            groups = strategy.optimizer.param_groups
+            strategy_parameters.append({id(p) for g in groups for p in g["params"]})
+
+    strategy = efficient_packnet(plugins=[CountStepped()])
+    model = strategy.model
+    stepped_per_task, given_back = [], []
+    for experience in stock_benchmark.train_stream[:3]:
+        strategy_parameters.clear()
+        strategy.train(experience, eval_streams=[])
+        stepped_per_task.append(strategy_parameters[0])
+        groups = strategy.optimizer.param_groups
+        given_back.append([id(p) for g in groups for p in g["params"]])
+        assert all(p.requires_grad for p in model.parameters())
+    heads = [{id(p) for p in head.parameters()} for head in model.heads]
+    for task, stepped in enumerate(stepped_per_task):
+        assert heads[task] <= stepped
+        assert not any(heads[other] & stepped for other in range(3) if other != task)
+    # From the second task on the biases are frozen too: what a step visits stays the same
+    # however many heads the network has grown.
+    assert len(stepped_per_task[1]) == len(stepped_per_task[2])
+    assert given_back[-1] == [id(p) for p in model.parameters()]
