@@ -11,6 +11,7 @@ from pathlib import Path
 BENCHMARKS = (
     "powerprop_step",
     "step_breakdown",
+    "task_count",
     "loader",
     "avalanche_example",
     "packing_vs_avalanche",
