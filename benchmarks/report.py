@@ -251,14 +251,22 @@ def long_stream_headline(
 
 
 def merged_runs(files: Iterable[Path]) -> dict[str, Any]:
-    """One long-stream results dict from runs of the same length on different streams; a
-    ValueError naming the files where their lengths differ."""
+    """One long-stream results dict from runs of the same length, on different streams or of
+    different methods on one stream; a ValueError naming the files where their lengths
+    differ. A method that several runs hold on one stream (the one-network-per-task reference
+    every run makes) is taken from the first of them: the run of the default, whose targets
+    are measured against it (another machine's run of the same reference can differ in its
+    floats, and so in its last digits)."""
+    files = list(files)
     runs = [json.loads(path.read_text()) for path in files]
     lengths = {run["tasks"] for run in runs}
     if len(lengths) != 1:
         names = ", ".join(path.name for path in files)
         raise ValueError(f"{names} are runs of {sorted(lengths)} tasks: merge runs of one length")
-    streams = {name: figures for run in runs for name, figures in run["streams"].items()}
+    streams: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for stream, methods in run["streams"].items():
+            streams[stream] = {**methods, **streams.get(stream, {})}
     return {"tasks": lengths.pop(), "streams": streams}
 
 

@@ -3,13 +3,14 @@ retraining of the survivors kept only when it helped, and the task's report."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from clearn.defaults import DEFAULT_GAMMA, DEFAULT_PRUNE_FRACTION
 from clearn.epn import check_gamma
@@ -157,20 +158,28 @@ class RetrainingCheck:
 
     Retraining moves only the survivors, and under Powerprop the largest weights move
     fastest: with very few survivors one epoch at the training step size can undo what the
-    search kept.
+    search kept. Only what retraining can change is kept: the parameters that take a
+    gradient and the running statistics of normalisation layers (not the heads of earlier
+    tasks, which the task holds frozen, nor each task's model of its inputs: a copy of those
+    grew with every task).
     """
 
     def __init__(self, network: nn.Module, pruned_accuracy: float) -> None:
         self.network = network
         self.pruned_accuracy = pruned_accuracy
-        self._state = copy.deepcopy(network.state_dict())
+        changeable = [p for p in network.parameters() if p.requires_grad]
+        changeable += [b for m in network.modules() if isinstance(m, _NormBase)
+                       for b in m.buffers(recurse=False)]  # fmt: skip
+        self._saved = [(tensor, tensor.detach().clone()) for tensor in changeable]
 
+    @torch.no_grad()
     def keep_if_it_helped(self, accuracy: float) -> bool:
         """Given the validation accuracy after retraining, undo the retraining when it is
         lower than after pruning; say whether the retraining stayed."""
         if accuracy >= self.pruned_accuracy:
             return True
-        self.network.load_state_dict(self._state)
+        for tensor, saved in self._saved:
+            tensor.copy_(saved)
         return False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import torch
@@ -84,6 +85,18 @@ class TaskNetwork(PackedNetwork, MultiTaskModule):
             _rebuild,
             (type(self), self._blueprint, self._options, self.state_dict(), self.training),
         )
+
+    def to(self, *args: Any, **kwargs: Any) -> TaskNetwork:
+        """As `nn.Module.to`; a move to the one device every tensor is on already returns
+        at once. Avalanche calls `model.to(device)` at each adaptation, several times per
+        experience, and the full walk over a head per task grew with the tasks."""
+        if len(args) == 1 and not kwargs and isinstance(args[0], str | torch.device):
+            device = torch.device(args[0])
+            if device.type == "cpu" or device.index is not None:  # "cuda": the current one
+                tensors = itertools.chain(self.parameters(), self.buffers())
+                if all(tensor.device == device for tensor in tensors):
+                    return self
+        return super().to(*args, **kwargs)
 
     def __deepcopy__(self, memo: dict) -> TaskNetwork:
         # deepcopy keeps Python's own procedure (what LwF's copy of the model needs), not

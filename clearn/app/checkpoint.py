@@ -7,21 +7,25 @@ of it runs. One written by another checkpoint format is refused by its marker.
 
 from __future__ import annotations
 
+import math
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from clearn.app.io import write_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
-CHECKPOINT_FORMAT = "clearn-checkpoint-4"
-"""Version 4: the network's model of each task's inputs is probabilistic PCA
-(`input_density.*`); version 3: a diagonal Gaussian in buffers (`input_statistics.*`);
-version 2: plain data only (version 1 pickled plugins and RNG states)."""
+CHECKPOINT_FORMAT = "clearn-checkpoint-5"
+"""Version 5: the accuracy matrices are tensors on disk (`_packed_rows`); version 4: the network's
+model of each task's inputs is probabilistic PCA (`input_density.*`); version 3: a diagonal
+Gaussian in buffers (`input_statistics.*`); version 2: plain data only (version 1 pickled
+plugins and RNG states)."""
 
 
 class CheckpointError(ValueError):
@@ -29,10 +33,39 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, content: dict[str, Any]) -> Path:
-    """torch.save `content` (plus a format marker), atomically."""
+    """torch.save `content` (plus a format marker), atomically. A run's accuracy rows
+    (`matrix`, each of `task_agnostic`'s) are written as tensors, read back as rows."""
+    content = _with_rows(content, _packed_rows)
     return write_atomic(
         path, lambda stream: torch.save({"format": CHECKPOINT_FORMAT, **content}, stream)
     )
+
+
+def _with_rows(content: dict[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """`content` with its accuracy rows (where it has them) passed through `convert`."""
+    converted = dict(content)
+    if "matrix" in content:
+        converted["matrix"] = convert(content["matrix"])
+    if isinstance(content.get("task_agnostic"), dict):
+        converted["task_agnostic"] = {k: convert(v) for k, v in content["task_agnostic"].items()}
+    return converted
+
+
+def _packed_rows(rows: list[list[float | None]]) -> Tensor:
+    """Rows of accuracies (None where a task was not evaluated) as one float64 tensor, NaN
+    for None. A run saves its matrices after every task: as lists, pickling their T×T Python
+    objects took longer than training a task on frozen features past a few hundred tasks."""
+    if not rows:
+        return torch.empty(0, 0, dtype=torch.float64)
+    return torch.tensor(
+        [[math.nan if value is None else value for value in row] for row in rows],
+        dtype=torch.float64,
+    )
+
+
+def _unpacked_rows(packed: Tensor) -> list[list[float | None]]:
+    """The rows `_packed_rows` packed, None where it wrote NaN."""
+    return [[None if math.isnan(v) else v for v in row] for row in packed.tolist()]
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -59,7 +92,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: not a clearn checkpoint of this version (format {one_line(found)!s}, "
             f"expected {CHECKPOINT_FORMAT}); delete it to start over"
         )
-    return content
+    try:
+        return _with_rows(content, _unpacked_rows)
+    except (AttributeError, TypeError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{path}: its accuracy rows are not a table of numbers ({one_line(error)}); "
+            f"delete it to start over"
+        ) from None
 
 
 def one_line(value: object, limit: int = 200) -> str:

@@ -96,3 +96,13 @@ def test_long_runs_of_one_length_on_two_streams_make_one_table(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps({"tasks": 10, "streams": {"b": methods}}))
     with pytest.raises(ValueError, match="runs of \\[9, 10\\] tasks"):
         report.merged_runs([tmp_path / "a.json", tmp_path / "b.json"])
+
+
+def test_long_runs_of_other_methods_on_one_stream_join_its_row(tmp_path):
+    ours = {"default": {"acc": 0.9, "acc_after_10": 0.92}, "one network per task": {"acc": 0.95}}
+    theirs = {"classic PackNet": {"acc": 0.85}, "one network per task": {"acc": 0.94}}
+    for name, methods in (("ours", ours), ("theirs", theirs)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"tasks": 9, "streams": {"a": methods}}))
+    merged = report.merged_runs([tmp_path / "ours.json", tmp_path / "theirs.json"])
+    (row,) = report.long_stream_headline(merged).splitlines()[2:]
+    assert row == "| a | 90.0 | – | 85.0 | – | 95.0 | – | – | -2.0 |"  # the first run's reference

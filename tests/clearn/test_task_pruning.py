@@ -2,6 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from clearn.network import PackedNetwork
+from clearn.packing import TaskPacker
 from clearn.task_pruning import PruningRule, RetrainingCheck
 
 
@@ -12,6 +14,32 @@ def test_retraining_that_lowers_accuracy_is_undone_bit_for_bit():
     check = RetrainingCheck(network, pruned_accuracy=0.8)
     with torch.no_grad():
         network.weight.add_(1.0)  # "retraining"
+    assert check.keep_if_it_helped(0.7) is False
+    assert all(torch.equal(network.state_dict()[k], pruned[k]) for k in pruned)
+
+
+def test_undone_retraining_restores_a_packed_task_s_weights_and_statistics_bit_for_bit():
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU())
+    network = PackedNetwork(backbone=backbone, feature_size=8, classes_per_task=[2, 2],
+                            alpha=1.5, per_task_norm=True)  # fmt: skip
+    packer = TaskPacker(network)
+    packer.begin_task(0)
+    packer.prune(0.5)
+    packer.end_task()
+    packer.begin_task(1)
+    packer.prune(0.5)
+    pruned = {k: v.clone() for k, v in network.state_dict().items() if torch.is_tensor(v)}
+    check = RetrainingCheck(network, pruned_accuracy=0.8)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.5, momentum=0.9)
+    network.train()
+    for _ in range(3):  # "retraining": the survivors, head 1 and its BatchNorm copy move
+        optimizer.zero_grad()
+        network(torch.randn(16, 6), 1).square().mean().backward()
+        optimizer.step()
+        packer.restore_frozen()
+    state = network.state_dict()
+    assert not all(torch.equal(state[k], pruned[k]) for k in pruned)
     assert check.keep_if_it_helped(0.7) is False
     assert all(torch.equal(network.state_dict()[k], pruned[k]) for k in pruned)
 
