@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from clearn.app import run as run_module
-from clearn.app.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
+from clearn.app.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from clearn.app.config import RunConfig
 from clearn.app.experiment import CHECKPOINT, run_experiment
 from strategies.training_state import TrainingStateError, from_plain, to_plain
@@ -116,8 +121,13 @@ def damage_format(content):
     content["format"] = "clearn-checkpoint-0"
 
 
+def damage_rows(content):
+    content["matrix"] = "not a table"
+
+
 @pytest.mark.parametrize(
-    "damage", [damage_shapes, damage_missing, damage_config, damage_options, damage_format]
+    "damage",
+    [damage_shapes, damage_missing, damage_config, damage_options, damage_format, damage_rows],
 )
 def test_a_damaged_or_edited_checkpoint_is_one_line_and_exit_2(damage, stopped_run, cli):
     out = stopped_run()
@@ -137,3 +147,13 @@ def test_a_truncated_checkpoint_is_a_checkpoint_error(stopped_run):
     (out / CHECKPOINT).write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(out / CHECKPOINT)
+
+
+def test_accuracy_rows_come_back_as_they_were_saved(tmp_path):
+    rows = [[0.5, None, None], [0.25, 0.75, None], [None, None, 1.0]]
+    agnostic = {"accuracy": [[0.125, None, None]], "task_id": []}
+    save_checkpoint(tmp_path / "c.pt", {"matrix": rows, "task_agnostic": agnostic})
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    assert loaded["matrix"] == rows and loaded["task_agnostic"] == agnostic
+    on_disk = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert not isinstance(on_disk["matrix"], list)  # not T×T Python objects to pickle
