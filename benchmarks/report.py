@@ -214,8 +214,10 @@ LONG_STREAM_COLUMNS = {
 LONG_STREAM_1000 = (
     "long_stream_permuted-digits_default_alpha-1.json",
     "long_stream_permuted-fmnist_default_alpha-1.json",
+    "long_stream_classic-packnet_frozen-features-reference.json",
 )
-"""The 1,000-task runs made so far, a stream each: the default and α = 1."""
+"""The 1,000-task runs made so far: the default and α = 1 a stream each, classic PackNet and
+the frozen-features reference on both streams."""
 LONG_STREAM_100 = "long_stream_100.json"
 """The 100-task run of every method on both streams."""
 
