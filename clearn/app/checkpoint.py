@@ -7,7 +7,6 @@ of it runs. One written by another checkpoint format is refused by its marker.
 
 from __future__ import annotations
 
-import math
 import pickle
 import warnings
 from collections.abc import Callable
@@ -22,10 +21,10 @@ from clearn.app.io import write_atomic
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "clearn-checkpoint-5"
-"""Version 5: the accuracy matrices are tensors on disk (`_packed_rows`); version 4: the network's
-model of each task's inputs is probabilistic PCA (`input_density.*`); version 3: a diagonal
-Gaussian in buffers (`input_statistics.*`); version 2: plain data only (version 1 pickled
-plugins and RNG states)."""
+"""Version 5: the accuracy matrices are tensors of their values and places (`_packed_rows`);
+version 4: the network's model of each task's inputs is probabilistic PCA
+(`input_density.*`); version 3: a diagonal Gaussian in buffers (`input_statistics.*`);
+version 2: plain data only (version 1 pickled plugins and RNG states)."""
 
 
 class CheckpointError(ValueError):
@@ -51,21 +50,26 @@ def _with_rows(content: dict[str, Any], convert: Callable[[Any], Any]) -> dict[s
     return converted
 
 
-def _packed_rows(rows: list[list[float | None]]) -> Tensor:
-    """Rows of accuracies (None where a task was not evaluated) as one float64 tensor, NaN
-    for None. A run saves its matrices after every task: as lists, pickling their T×T Python
-    objects took longer than training a task on frozen features past a few hundred tasks."""
-    if not rows:
-        return torch.empty(0, 0, dtype=torch.float64)
-    return torch.tensor(
-        [[math.nan if value is None else value for value in row] for row in rows],
-        dtype=torch.float64,
-    )
+def _packed_rows(rows: list[list[float | None]]) -> dict[str, Tensor]:
+    """Rows of accuracies, None where a task was not evaluated, as tensors of the values and
+    their (row, column) places. A run saves its matrices after every task: pickled as lists,
+    their T×T Python objects took longer than training a task on frozen features past a few
+    hundred tasks, and between full evaluations a row holds one value."""
+    places = [(i, j) for i, row in enumerate(rows) for j, v in enumerate(row) if v is not None]
+    return {
+        "shape": torch.tensor([len(rows), len(rows[0]) if rows else 0]),
+        "places": torch.tensor(places, dtype=torch.long).reshape(-1, 2),
+        "values": torch.tensor([rows[i][j] for i, j in places], dtype=torch.float64),
+    }
 
 
-def _unpacked_rows(packed: Tensor) -> list[list[float | None]]:
-    """The rows `_packed_rows` packed, None where it wrote NaN."""
-    return [[None if math.isnan(v) else v for v in row] for row in packed.tolist()]
+def _unpacked_rows(packed: dict[str, Tensor]) -> list[list[float | None]]:
+    """The rows `_packed_rows` packed."""
+    count, width = packed["shape"].tolist()
+    rows: list[list[float | None]] = [[None] * width for _ in range(count)]
+    for (i, j), value in zip(packed["places"].tolist(), packed["values"].tolist(), strict=True):
+        rows[i][j] = value
+    return rows
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -94,7 +98,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         return _with_rows(content, _unpacked_rows)
-    except (AttributeError, TypeError, RuntimeError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{path}: its accuracy rows are not a table of numbers ({one_line(error)}); "
             f"delete it to start over"
