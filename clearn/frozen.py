@@ -85,17 +85,17 @@ class FrozenEntries:
             self.target.grad = None
 
 
-def freeze_unowned(network: PackedNetwork, task: int) -> dict[str, FrozenEntries]:
+def freeze_unowned(network: PackedNetwork, task: int) -> dict[str, Tensor]:
     """What must not change while task `task` trains, besides the masked weights (which a
-    mask kind freezes its own way): the other tasks' own parameters (heads, BatchNorm
-    copies); from the second task on also the shared parameters (biases, shared
+    mask kind freezes its own way), by name: the other tasks' own parameters (heads,
+    BatchNorm copies); from the second task on also the shared parameters (biases, shared
     normalisation) and the backbone's buffers other than the task's own BatchNorm's."""
     others = [other for other in range(network.n_tasks) if other != task]
     tensors = {name: p for other in others for name, p in network.task_parameters(other).items()}
     if task > 0:
         tensors |= network.shared_parameters() | network.shared_buffers()
         tensors |= {name: b for other in others for name, b in network.task_buffers(other).items()}
-    return {name: FrozenEntries(t, t.detach().clone()) for name, t in tensors.items()}
+    return tensors
 
 
 def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
@@ -116,76 +116,59 @@ def zero_gradient_moves_nothing(optimizer: torch.optim.Optimizer) -> bool:
 
 @dataclass
 class TaskFreeze:
-    """Everything frozen while one task trains, by parameter or buffer name.
+    """Everything frozen while one task trains: the entries written back or whose gradient
+    is zeroed at each step, by parameter or buffer name, and the parameters frozen whole.
 
-    A network holds two entries per earlier task (its head's weight and bias), frozen whole:
-    `hold` keeps autograd from giving such parameters a gradient while the task trains, so
-    that no optimizer can move them and no step needs to look at them; what a step checks
-    then does not grow with the number of tasks.
+    A network holds two parameters per earlier task (its head's weight and bias), frozen
+    whole: `for_task` takes their `requires_grad` until `release`, so that no optimizer can
+    move them and no step needs to look at them; what a step checks then does not grow with
+    the number of tasks.
     """
 
     entries: dict[str, FrozenEntries] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        values = list(self.entries.values())
-        parameters = [e for e in values if isinstance(e.target, nn.Parameter)]
-        self._buffers = [e for e in values if not isinstance(e.target, nn.Parameter)]
-        """Entries written back after every step whatever the optimizer."""
-        self._partial = [e for e in parameters if e.index is not None or e.keep is not None]
-        """Parameters of which some entries are frozen (masked layers)."""
-        self._whole = [e for e in parameters if e.index is None and e.keep is None]
-        """Parameters frozen whole, looked at after each step until `hold` (a step leaves
-        them alone unless they have a gradient)."""
-        self._held: list[nn.Parameter] = []
-        """The parameters `hold` took `requires_grad` from, given back by `release`."""
-
-    def hold(self) -> None:
-        """Until `release`, the parameters frozen whole take no gradient (`requires_grad`
-        off; a gradient they hold from before is dropped): no optimizer steps a parameter
-        without one. Those that took none already (set so by their owner) stay as they are."""
-        for frozen in self._whole:
-            parameter = frozen.target
-            if parameter.requires_grad:
-                parameter.grad = None
-                parameter.requires_grad_(False)
-                self._held.append(parameter)
-        self._whole = []
-
-    @property
-    def held(self) -> tuple[nn.Parameter, ...]:
-        """The parameters that `hold` keeps from taking a gradient now."""
-        return tuple(self._held)
-
-    def release(self) -> None:
-        """Give back the `requires_grad` that `hold` took."""
-        for parameter in self._held:
-            parameter.requires_grad_(True)
-        self._held = []
-
+    held: tuple[nn.Parameter, ...] = ()
+    """The parameters frozen whole that take no gradient until `release`."""
 
     @classmethod
     def for_task(cls, network: PackedNetwork, task: int, frozen: dict[str, Tensor]) -> TaskFreeze:
         """The masked weights where `frozen` (by layer) is True, and what `freeze_unowned`
-        freezes besides them."""
-        entries = {
-            f"backbone.{name}.weight": FrozenEntries.entries(weight, frozen[name])
-            for name, weight in network.masked_weights().items()
-            if bool(frozen[name].any())  # nothing frozen in it (first task): nothing to restore
-        }
-        return cls(entries | freeze_unowned(network, task))
+        freezes besides them. The parameters frozen whole take no gradient from now until
+        `release` (a gradient they hold from before is dropped); those that took none already
+        (set so by their owner) stay as they are."""
+        entries, whole = {}, []
+        for name, weight in network.masked_weights().items():
+            if bool(frozen[name].all()):
+                whole.append(weight)
+            elif bool(frozen[name].any()):  # nothing frozen in it (first task): no entry
+                entries[f"backbone.{name}.weight"] = FrozenEntries.entries(weight, frozen[name])
+        for name, tensor in freeze_unowned(network, task).items():
+            if isinstance(tensor, nn.Parameter):
+                whole.append(tensor)
+            else:
+                entries[name] = FrozenEntries(tensor, tensor.detach().clone())
+        held = tuple(parameter for parameter in whole if parameter.requires_grad)
+        for parameter in held:
+            parameter.grad = None
+            parameter.requires_grad_(False)
+        return cls(entries, held)
+
+    def release(self) -> None:
+        """Give back the `requires_grad` that `for_task` took."""
+        for parameter in self.held:
+            parameter.requires_grad_(True)
+        self.held = ()
 
     def restore(self, *, parameters: bool = True) -> None:
         """Write every frozen value back (after an optimizer step); `parameters=False` writes
         back only buffers (after `zero_gradients`, under an optimizer for which
         `zero_gradient_moves_nothing`)."""
-        for frozen in [*self._partial, *self._whole] if parameters else ():
-            frozen.restore()
-        for frozen in self._buffers:
-            frozen.restore()
+        for frozen in self.entries.values():
+            if parameters or not isinstance(frozen.target, nn.Parameter):
+                frozen.restore()
 
     def zero_gradients(self) -> None:
         """Every frozen entry's gradient to +0.0 (between the backward pass and the step)."""
-        for frozen in [*self._partial, *self._whole]:
+        for frozen in self.entries.values():
             frozen.zero_gradient()
 
 

@@ -108,8 +108,9 @@ class PackedNetwork(TaskViews):
         self.head_only = False
         """Whether the task being trained (`training_task`) trains its head alone, nothing of
         the backbone being its own (frozen features): its queries then run the backbone
-        without autograd, which gives the same features bit for bit and spares each step a
-        backward pass through weights that cannot move. Set by `TaskPacker`."""
+        without autograd, which gives the same features bit for bit and computes the
+        effective weights (Powerprop's, the masks') once for the task instead of at every
+        step. Set by `TaskPacker`."""
         self.input_density = TaskDensity(per_class=per_class_inputs)
         """Per task, a probabilistic-PCA model of its training inputs (`record_inputs`; with
         `per_class_inputs`, one per class of the task, mixed): what the "inputs" task

@@ -135,7 +135,6 @@ class TaskPacker:
             for name, where in network.used_masks().items()
         }
         self._frozen = TaskFreeze.for_task(network, task, used)
-        self._frozen.hold()
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.head_only = self.frozen_features and not network.norms  # norms: its own copies

@@ -107,7 +107,6 @@ class SubnetTrainer:
             weights = network.masked_weights()
             frozen = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
         self._frozen = TaskFreeze.for_task(network, task, frozen)
-        self._frozen.hold()
         self.task, self.phase = task, Phase.TRAINING
         network.training_task = task
         network.show_free_weights(True)
